@@ -1,0 +1,218 @@
+"""The backend contract: a small, DynamoDB-shaped key-value store.
+
+The store and the projections are written once against :class:`Backend`. A backend keeps items
+(flat dicts of attribute name to ``str``/``int``/``bytes``/``bool``) under a primary key
+(``pk``, ``sk``), applies batches of conditional writes atomically, and answers key-condition
+queries on the table and on the sparse secondary indexes listed in :data:`INDEXES`.
+
+The docstrings here are the contract; backends only implement it.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Literal, TypeAlias
+
+Value: TypeAlias = "str | int | bytes | bool"
+Item: TypeAlias = "dict[str, Value]"
+Key: TypeAlias = "tuple[str, str]"
+
+#: Secondary indexes every table has, each with string key attributes ``<name>pk``/``<name>sk``.
+#: An item appears in an index only when it has both attributes (sparse). ``gsi0`` is reserved by
+#: the store for listing the resources of a type; ``gsi1``-``gsi4`` are free for projections.
+INDEXES: tuple[str, ...] = ("gsi0", "gsi1", "gsi2", "gsi3", "gsi4")
+
+#: DynamoDB's item size limit (400 KB), applied by every backend so data stays portable.
+MAX_ITEM_SIZE = 400 * 1024
+
+#: DynamoDB's limit on actions in one atomic write.
+MAX_WRITE_ACTIONS = 100
+
+
+def index_keys(index: str) -> tuple[str, str]:
+    """Attribute names of an index's partition and sort key."""
+    return f"{index}pk", f"{index}sk"
+
+
+@dataclass(frozen=True)
+class Condition:
+    """A condition on the current item under a write's key, checked atomically with the batch.
+
+    ``exists=False``: no item may exist under the key. ``exists=True``: an item must exist, each
+    attribute in ``equals`` must equal the given value, and each attribute in ``less_than`` must be
+    present and sort strictly before the given value (strings by code point, numbers by value).
+    """
+
+    exists: bool = True
+    equals: Mapping[str, Value] = field(default_factory=dict)
+    less_than: Mapping[str, Value] = field(default_factory=dict)
+
+    def holds(self, item: Mapping[str, Value] | None) -> bool:
+        """Evaluate the condition against a current item (``None``: no item). Used by local backends."""
+        if not self.exists:
+            return item is None
+        if item is None:
+            return False
+        for name, value in self.equals.items():
+            if name not in item or type(item[name]) is not type(value) or item[name] != value:
+                return False
+        for name, value in self.less_than.items():
+            current = item.get(name)
+            if current is None or type(current) is not type(value):
+                return False
+            if not current < value:  # type: ignore[operator]
+                return False
+        return True
+
+
+@dataclass(frozen=True)
+class Put:
+    """Write ``item`` whole, replacing any item under its key."""
+
+    item: Item
+    condition: Condition | None = None
+
+    @property
+    def key(self) -> Key:
+        return (str(self.item["pk"]), str(self.item["sk"]))
+
+
+@dataclass(frozen=True)
+class Update:
+    """Set and remove attributes of the item under ``key``, creating it if absent."""
+
+    key: Key
+    set: Mapping[str, Value] = field(default_factory=dict)
+    remove: frozenset[str] = frozenset()
+    condition: Condition | None = None
+
+
+@dataclass(frozen=True)
+class Delete:
+    """Delete the item under ``key``; deleting an absent item is not an error."""
+
+    key: Key
+    condition: Condition | None = None
+
+
+Write: TypeAlias = "Put | Update | Delete"
+
+
+@dataclass(frozen=True)
+class SortCondition:
+    """A key condition on the sort key: ``=``, ``<``, ``<=``, ``>``, ``>=``, ``begins_with`` or
+    ``between`` (inclusive, uses ``value`` and ``upper``)."""
+
+    op: Literal["=", "<", "<=", ">", ">=", "begins_with", "between"]
+    value: str
+    upper: str | None = None
+
+    def matches(self, sk: str) -> bool:
+        """Evaluate against a sort key value. Used by local backends."""
+        op, v = self.op, self.value
+        if op == "=":
+            return sk == v
+        if op == "<":
+            return sk < v
+        if op == "<=":
+            return sk <= v
+        if op == ">":
+            return sk > v
+        if op == ">=":
+            return sk >= v
+        if op == "begins_with":
+            return sk.startswith(v)
+        assert self.upper is not None
+        return v <= sk <= self.upper
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of results. ``last_key`` is ``None`` on the last page; otherwise pass it back as
+    ``start`` to continue right after the last item returned."""
+
+    items: list[Item]
+    last_key: Item | None
+
+
+class ConditionFailed(Exception):
+    """Raised by :meth:`Backend.write` when a condition did not hold; nothing was written.
+
+    ``index`` is the position of the first failing write in the batch; ``item`` is the current item
+    under its key (``None`` if absent), read atomically with the check.
+    """
+
+    def __init__(self, index: int, item: Item | None) -> None:
+        self.index = index
+        self.item = item
+        super().__init__(f"condition of write {index} failed")
+
+
+class Backend(abc.ABC):
+    """A DynamoDB-shaped table. Implementations must be safe to share between threads."""
+
+    #: URL scheme(s) this backend is opened with.
+    name: str = "backend"
+
+    @abc.abstractmethod
+    def write(self, writes: Sequence[Write], *, token: str | None = None) -> None:
+        """Apply ``writes`` atomically: all or nothing, in one request.
+
+        Every condition is checked against the state before the batch. At most
+        :data:`MAX_WRITE_ACTIONS` writes, at most one per key. If a condition fails, raises
+        :class:`ConditionFailed` and writes nothing. ``token`` makes the call idempotent where the
+        backend supports it: repeating a call with the same token and writes after it succeeded is
+        a no-op success (DynamoDB ``ClientRequestToken``, 10 minutes).
+        Raises :class:`~eventstore.errors.ItemTooLarge` if an item would exceed
+        :data:`MAX_ITEM_SIZE`, before anything is written.
+        """
+
+    @abc.abstractmethod
+    def get(self, keys: Sequence[Key], *, consistent: bool = True) -> list[Item | None]:
+        """Read several items by key in one request; the result is in the order of ``keys``,
+        ``None`` where no item exists. ``consistent`` asks for a strongly consistent read."""
+
+    @abc.abstractmethod
+    def query(
+        self,
+        pk: str,
+        *,
+        sk: SortCondition | None = None,
+        index: str | None = None,
+        forward: bool = True,
+        limit: int | None = None,
+        start: Item | None = None,
+        consistent: bool = True,
+    ) -> Page:
+        """One page of the items whose partition key is ``pk`` and whose sort key matches ``sk``,
+        in sort key order (``forward=False``: descending), at most ``limit`` items, starting after
+        ``start`` (a ``last_key`` from an earlier page). With ``index``, the keys are that index's
+        ``<index>pk``/``<index>sk`` attributes and ties are broken by the table key; index reads
+        may be eventually consistent (``consistent`` is ignored there). Items come back whole."""
+
+    @abc.abstractmethod
+    def scan(
+        self,
+        *,
+        segment: int = 0,
+        segments: int = 1,
+        start: Item | None = None,
+        limit: int | None = None,
+    ) -> Page:
+        """One page of a full table scan. The table is split into ``segments`` disjoint parts and
+        this returns items of part ``segment``; together the segments cover every item once."""
+
+    @abc.abstractmethod
+    def create_table(self) -> None:
+        """Create the table and its indexes if they do not exist; idempotent; waits until usable."""
+
+    def close(self) -> None:
+        """Release connections. The backend must not be used afterwards."""
+        return None
+
+    def requests(self) -> int:
+        """Number of requests sent to the server so far (0 for embedded backends that do not count).
+        Used by tests and benchmarks."""
+        return 0

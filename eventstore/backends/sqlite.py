@@ -1,0 +1,406 @@
+"""The embedded backend: one SQLite file (or memory), same semantics as DynamoDB.
+
+Items live in one table keyed by (pk, sk); each secondary index is a pair of nullable columns with a
+partial SQL index, so only items that carry both keys are indexed (sparse, like a GSI). A batch of
+writes runs in one ``BEGIN IMMEDIATE`` transaction: conditions are checked and writes applied while
+holding the write lock, so concurrent threads and processes see all of a batch or none of it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import threading
+import zlib
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from eventstore.backends.base import (
+    INDEXES,
+    MAX_ITEM_SIZE,
+    MAX_WRITE_ACTIONS,
+    Backend,
+    ConditionFailed,
+    Delete,
+    Item,
+    Key,
+    Page,
+    Put,
+    SortCondition,
+    Value,
+    Write,
+    index_keys,
+)
+from eventstore.errors import (
+    BackendError,
+    BackendTimeout,
+    BackendUnavailable,
+    InvalidInput,
+    ItemTooLarge,
+)
+from eventstore.sizes import item_size
+
+#: A page holds at most this many bytes of items, as a DynamoDB page holds at most 1 MB.
+PAGE_BYTES = 1024 * 1024
+#: And at most this many items when no limit is given.
+PAGE_ITEMS = 1000
+
+_INDEX_COLUMNS = [column for name in INDEXES for column in index_keys(name)]
+
+
+@contextlib.contextmanager
+def translate_errors() -> Iterator[None]:
+    """Turn sqlite3 errors into the library's error tree, chained."""
+    try:
+        yield
+    except sqlite3.OperationalError as e:
+        text = str(e).lower()
+        if "locked" in text or "busy" in text:
+            raise BackendTimeout(f"SQLite stayed locked past the busy timeout: {e}") from e
+        if "unable to open" in text or "disk i/o" in text or "readonly" in text:
+            raise BackendUnavailable(f"SQLite file cannot be used: {e}") from e
+        raise BackendError(f"SQLite failed: {e}") from e
+    except sqlite3.DatabaseError as e:
+        raise BackendError(f"SQLite database error (is the file a database?): {e}") from e
+
+
+# -- item encoding ---------------------------------------------------------------------------
+# A compact tagged format: for each attribute, its name, a type tag and the value. Bytes stay
+# bytes (no base64), so a stored item takes about what DynamoDB would bill.
+
+
+def _varint(n: int, out: bytearray) -> None:
+    while True:
+        byte = n & 0x7F
+        n >>= 7
+        if n:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return
+
+
+def encode_item(item: Item) -> bytes:
+    out = bytearray()
+    for name, value in item.items():
+        raw_name = name.encode("utf-8")
+        _varint(len(raw_name), out)
+        out += raw_name
+        if isinstance(value, bool):
+            out += b"T" if value else b"F"
+            continue
+        if isinstance(value, int):
+            tag, raw = b"N", str(value).encode("ascii")
+        elif isinstance(value, str):
+            tag, raw = b"S", value.encode("utf-8")
+        else:
+            tag, raw = b"B", bytes(value)
+        out += tag
+        _varint(len(raw), out)
+        out += raw
+    return bytes(out)
+
+
+def decode_item(data: bytes) -> Item:
+    item: Item = {}
+    view = memoryview(data)
+    pos = 0
+
+    def varint() -> int:
+        nonlocal pos
+        shift = result = 0
+        while True:
+            byte = view[pos]
+            pos += 1
+            result |= (byte & 0x7F) << shift
+            if not byte & 0x80:
+                return result
+            shift += 7
+
+    while pos < len(view):
+        length = varint()
+        name = bytes(view[pos : pos + length]).decode("utf-8")
+        pos += length
+        tag = view[pos : pos + 1].tobytes()
+        pos += 1
+        if tag in (b"T", b"F"):
+            item[name] = tag == b"T"
+            continue
+        length = varint()
+        raw = bytes(view[pos : pos + length])
+        pos += length
+        if tag == b"N":
+            item[name] = int(raw)
+        elif tag == b"S":
+            item[name] = raw.decode("utf-8")
+        elif tag == b"B":
+            item[name] = raw
+        else:
+            raise BackendError(f"stored item has unknown type tag {tag!r}")
+    return item
+
+
+class SQLiteBackend(Backend):
+    """SQLite backend. ``path`` is a file path or ``":memory:"``.
+
+    A file is opened in WAL mode with one connection per thread; several processes may share it.
+    ``synchronous`` is SQLite's setting: ``"normal"`` (default) survives process crashes,
+    ``"full"`` also survives power loss. ``timeout`` is how long a writer waits for the lock."""
+
+    name = "sqlite"
+
+    def __init__(self, path: str, *, timeout: float = 30.0, synchronous: str = "normal") -> None:
+        if synchronous.lower() not in ("off", "normal", "full", "extra"):
+            raise InvalidInput(
+                f"synchronous must be off, normal, full or extra, not {synchronous!r}"
+            )
+        self.path = path
+        self._timeout = timeout
+        self._synchronous = synchronous.upper()
+        self._memory = path == ":memory:"
+        self._local = threading.local()
+        self._all: list[sqlite3.Connection] = []
+        self._lock = threading.RLock()  # guards the shared connection of an in-memory store
+        self._pid = os.getpid()
+        self._shared: sqlite3.Connection | None = None
+        with translate_errors():
+            self._setup(self._connection())
+
+    # -- connections -------------------------------------------------------------------------
+
+    def _connect(self) -> sqlite3.Connection:
+        connection = sqlite3.connect(
+            self.path, timeout=self._timeout, isolation_level=None, check_same_thread=False
+        )
+        if not self._memory:
+            connection.execute("PRAGMA journal_mode=WAL")
+        connection.execute(f"PRAGMA synchronous={self._synchronous}")
+        connection.create_function("es_hash", 1, _stable_hash, deterministic=True)
+        self._all.append(connection)
+        return connection
+
+    def _connection(self) -> sqlite3.Connection:
+        if os.getpid() != self._pid:
+            # A forked child must not use its parent's connections.
+            self._pid = os.getpid()
+            self._local = threading.local()
+            self._all = []
+            self._shared = None
+        if self._memory:
+            if self._shared is None:
+                self._shared = self._connect()
+            return self._shared
+        connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
+        if connection is None:
+            connection = self._connect()
+            self._local.connection = connection
+        return connection
+
+    @contextlib.contextmanager
+    def _use(self) -> Iterator[sqlite3.Connection]:
+        with translate_errors():
+            if self._memory:
+                with self._lock:
+                    yield self._connection()
+            else:
+                yield self._connection()
+
+    def _setup(self, connection: sqlite3.Connection) -> None:
+        columns = "".join(f", {column} TEXT" for column in _INDEX_COLUMNS)
+        connection.execute(
+            "CREATE TABLE IF NOT EXISTS items (pk TEXT NOT NULL, sk TEXT NOT NULL, "
+            f"body BLOB NOT NULL{columns}, PRIMARY KEY (pk, sk)) WITHOUT ROWID"
+        )
+        for name in INDEXES:
+            pk, sk = index_keys(name)
+            connection.execute(
+                f"CREATE INDEX IF NOT EXISTS items_{name} ON items ({pk}, {sk}, pk, sk) "
+                f"WHERE {pk} IS NOT NULL AND {sk} IS NOT NULL"
+            )
+
+    def create_table(self) -> None:
+        with self._use() as connection:
+            self._setup(connection)
+
+    def close(self) -> None:
+        for connection in self._all:
+            connection.close()
+        self._all = []
+        self._local = threading.local()
+        self._shared = None
+
+    # -- writes ------------------------------------------------------------------------------
+
+    def write(self, writes: Sequence[Write], *, token: str | None = None) -> None:
+        if not writes or len(writes) > MAX_WRITE_ACTIONS:
+            raise InvalidInput(f"a write batch holds 1 to {MAX_WRITE_ACTIONS} writes")
+        keys = [w.key for w in writes]
+        if len(set(keys)) != len(keys):
+            raise InvalidInput("a write batch may touch each key once")
+        for w in writes:
+            if isinstance(w, Put):
+                _check_size(w.item)
+        with self._use() as connection:
+            connection.execute("BEGIN IMMEDIATE")
+            try:
+                rows: list[tuple[Any, ...] | None] = []
+                for position, w in enumerate(writes):
+                    current = self._get_one(connection, w.key)
+                    if w.condition is not None and not w.condition.holds(current):
+                        raise ConditionFailed(position, current)
+                    rows.append(_apply(w, current))
+                for w, row in zip(writes, rows, strict=True):
+                    if row is None:
+                        connection.execute("DELETE FROM items WHERE pk = ? AND sk = ?", w.key)
+                    else:
+                        marks = ", ".join("?" * len(row))
+                        connection.execute(
+                            f"INSERT OR REPLACE INTO items (pk, sk, body, "
+                            f"{', '.join(_INDEX_COLUMNS)}) VALUES ({marks})",
+                            row,
+                        )
+                connection.execute("COMMIT")
+            except BaseException:
+                connection.execute("ROLLBACK")
+                raise
+
+    # -- reads -------------------------------------------------------------------------------
+
+    @staticmethod
+    def _get_one(connection: sqlite3.Connection, key: Key) -> Item | None:
+        row = connection.execute("SELECT body FROM items WHERE pk = ? AND sk = ?", key).fetchone()
+        return None if row is None else _load(key, row[0])
+
+    def get(self, keys: Sequence[Key], *, consistent: bool = True) -> list[Item | None]:
+        with self._use() as connection:
+            return [self._get_one(connection, key) for key in keys]
+
+    def query(
+        self,
+        pk: str,
+        *,
+        sk: SortCondition | None = None,
+        index: str | None = None,
+        forward: bool = True,
+        limit: int | None = None,
+        start: Item | None = None,
+        consistent: bool = True,
+    ) -> Page:
+        if index is None:
+            pk_col, sk_col, order = "pk", "sk", ["sk"]
+        else:
+            if index not in INDEXES:
+                raise InvalidInput(f"unknown index {index!r}")
+            pk_col, sk_col = index_keys(index)
+            order = [sk_col, "pk", "sk"]
+        where = [f"{pk_col} = ?"]
+        args: list[Any] = [pk]
+        if index is not None:
+            where.append(f"{sk_col} IS NOT NULL")
+        if sk is not None:
+            clause, values = _sort_clause(sk_col, sk)
+            where.append(clause)
+            args.extend(values)
+        if start is not None:
+            after = [start[column] for column in order]
+            columns = ", ".join(order)
+            where.append(f"({columns}) {'>' if forward else '<'} ({', '.join('?' * len(order))})")
+            args.extend(after)
+        direction = "ASC" if forward else "DESC"
+        sql = (
+            f"SELECT pk, sk, body FROM items WHERE {' AND '.join(where)} "
+            f"ORDER BY {', '.join(f'{c} {direction}' for c in order)}"
+        )
+        return self._page(sql, args, limit)
+
+    def scan(
+        self,
+        *,
+        segment: int = 0,
+        segments: int = 1,
+        start: Item | None = None,
+        limit: int | None = None,
+    ) -> Page:
+        if not 0 <= segment < segments:
+            raise InvalidInput(f"segment must be in 0..{segments - 1}")
+        # Segments split the partition keys by a stable hash, so a stream stays in one segment.
+        where = ["es_hash(pk) % ? = ?"]
+        args: list[Any] = [segments, segment]
+        if start is not None:
+            where.append("(pk, sk) > (?, ?)")
+            args.extend([start["pk"], start["sk"]])
+        sql = f"SELECT pk, sk, body FROM items WHERE {' AND '.join(where)} ORDER BY pk, sk"
+        return self._page(sql, args, limit)
+
+    def _page(self, sql: str, args: list[Any], limit: int | None) -> Page:
+        if limit is not None and limit < 1:
+            raise InvalidInput("limit must be >= 1")
+        cap = limit if limit is not None else PAGE_ITEMS
+        items: list[Item] = []
+        size = 0
+        with self._use() as connection:
+            cursor = connection.execute(sql, args)
+            try:
+                for pk, sk, body in cursor:
+                    if len(items) >= cap or size >= PAGE_BYTES:
+                        return Page(items, _key_of(items[-1]))
+                    item = _load((pk, sk), body)
+                    items.append(item)
+                    size += item_size(item)
+            finally:
+                cursor.close()
+        return Page(items, None)
+
+
+def _stable_hash(text: str) -> int:
+    return zlib.crc32(text.encode("utf-8"))
+
+
+def _key_of(item: Item) -> Item:
+    """The continuation key of an item: its table key and any index keys it carries."""
+    return {name: item[name] for name in ("pk", "sk", *_INDEX_COLUMNS) if name in item}
+
+
+def _load(key: Key, body: bytes) -> Item:
+    item = decode_item(body)
+    item["pk"], item["sk"] = key
+    return item
+
+
+def _check_size(item: Item) -> None:
+    size = item_size(item)
+    if size > MAX_ITEM_SIZE:
+        raise ItemTooLarge(size, MAX_ITEM_SIZE)
+
+
+def _apply(w: Write, current: Item | None) -> tuple[Any, ...] | None:
+    """The row a write leaves under its key (``None``: no row)."""
+    if isinstance(w, Delete):
+        return None
+    if isinstance(w, Put):
+        item = dict(w.item)
+    else:
+        item = dict(current) if current is not None else {"pk": w.key[0], "sk": w.key[1]}
+        item.update(w.set)
+        for name in w.remove:
+            item.pop(name, None)
+        _check_size(item)
+    body = {name: value for name, value in item.items() if name not in ("pk", "sk")}
+    index_values = [_index_value(item.get(column)) for column in _INDEX_COLUMNS]
+    return (item["pk"], item["sk"], encode_item(body), *index_values)
+
+
+def _index_value(value: Value | None) -> str | None:
+    # Index key attributes are strings; anything else would not be indexed by DynamoDB either.
+    return value if isinstance(value, str) else None
+
+
+def _sort_clause(column: str, condition: SortCondition) -> tuple[str, list[Any]]:
+    op, value = condition.op, condition.value
+    if op == "begins_with":
+        # A range instead of LIKE: exact bytewise prefix match that can use the index.
+        return f"{column} >= ? AND substr({column}, 1, ?) = ?", [value, len(value), value]
+    if op == "between":
+        return f"{column} BETWEEN ? AND ?", [value, condition.upper or ""]
+    return f"{column} {op} ?", [value]

@@ -1,0 +1,96 @@
+"""Stored state bytes: one codec byte, then the payload.
+
+====  ===================================================================================
+byte  payload
+====  ===================================================================================
+0     the state's JSON, uncompressed (small states, where zstd would not pay)
+1     zstd-compressed JSON
+2     zstd-compressed JSON using the keyframe's JSON as a raw-content dictionary: a delta
+3     nothing: the state equals its keyframe's
+====  ===================================================================================
+
+New codecs get new bytes; items written with old ones stay readable. Decompression is bounded by
+``max_size``: a corrupt or hostile item cannot make the reader allocate more than that.
+"""
+
+from __future__ import annotations
+
+import io
+
+import zstandard
+
+RAW = 0
+ZSTD = 1
+ZSTD_DELTA = 2
+SAME_AS_BASE = 3
+
+#: States whose JSON is shorter than this are stored raw (zstd's frame overhead would not pay).
+DEFAULT_THRESHOLD = 256
+#: Largest decoded state accepted (bytes of JSON).
+DEFAULT_MAX_SIZE = 64 * 1024 * 1024
+_LEVEL = 3
+
+
+class CodecError(ValueError):
+    """Stored bytes cannot be decoded; the store turns this into ``CorruptRecord``."""
+
+
+def encode(data: bytes, *, threshold: int = DEFAULT_THRESHOLD) -> bytes:
+    """Encode a full state; zstd when it is at least ``threshold`` bytes and compression helps."""
+    if len(data) >= threshold:
+        packed = zstandard.ZstdCompressor(level=_LEVEL).compress(data)
+        if len(packed) < len(data):
+            return bytes([ZSTD]) + packed
+    return bytes([RAW]) + data
+
+
+def encode_delta(data: bytes, base: bytes) -> bytes:
+    """Encode a state against its keyframe's JSON ``base``."""
+    if data == base:
+        return bytes([SAME_AS_BASE])
+    dictionary = zstandard.ZstdCompressionDict(base, dict_type=zstandard.DICT_TYPE_RAWCONTENT)
+    packed = zstandard.ZstdCompressor(level=_LEVEL, dict_data=dictionary).compress(data)
+    return bytes([ZSTD_DELTA]) + packed
+
+
+def needs_base(blob: bytes) -> bool:
+    """Whether decoding ``blob`` needs the keyframe's JSON."""
+    return bool(blob) and blob[0] in (ZSTD_DELTA, SAME_AS_BASE)
+
+
+def decode(blob: bytes, base: bytes | None = None, *, max_size: int = DEFAULT_MAX_SIZE) -> bytes:
+    """Decode stored bytes back to JSON; :class:`CodecError` if they are malformed, need a base
+    that was not given, or would expand past ``max_size``."""
+    if not blob:
+        raise CodecError("empty state")
+    codec, payload = blob[0], blob[1:]
+    if codec == RAW:
+        if len(payload) > max_size:
+            raise CodecError(f"state of {len(payload)} bytes exceeds {max_size}")
+        return payload
+    if codec == ZSTD:
+        return _bounded(zstandard.ZstdDecompressor(), payload, max_size)
+    if codec in (ZSTD_DELTA, SAME_AS_BASE):
+        if base is None:
+            raise CodecError("delta without its keyframe")
+        if codec == SAME_AS_BASE:
+            return base
+        dictionary = zstandard.ZstdCompressionDict(base, dict_type=zstandard.DICT_TYPE_RAWCONTENT)
+        return _bounded(zstandard.ZstdDecompressor(dict_data=dictionary), payload, max_size)
+    raise CodecError(f"unknown codec byte {codec}")
+
+
+def _bounded(decompressor: zstandard.ZstdDecompressor, payload: bytes, max_size: int) -> bytes:
+    # A streaming read never allocates more than asked for, whatever the frame header claims.
+    try:
+        with decompressor.stream_reader(io.BytesIO(payload), read_across_frames=True) as reader:
+            out = reader.read(max_size + 1)
+            if len(out) > max_size:
+                raise CodecError(f"state expands past {max_size} bytes")
+            if reader.read(1):
+                raise CodecError("trailing data after the compressed state")
+    except zstandard.ZstdError as e:
+        raise CodecError(f"broken zstd data: {e}") from e
+    if not out and payload:
+        raise CodecError("compressed state decodes to nothing")
+    return bytes(out)

@@ -1,0 +1,133 @@
+"""The one error tree of the library.
+
+Every error the library raises on purpose is an :class:`EventStoreError`. Errors that come from bad
+input also inherit the matching builtin (``ValueError``, ``TypeError``), and errors that come from
+an unreachable backend inherit ``ConnectionError`` or ``TimeoutError``, so callers can catch either
+the library's class or the builtin they already handle.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+class EventStoreError(Exception):
+    """Base class of every error raised by eventstore and projections."""
+
+
+class ConcurrencyError(EventStoreError):
+    """The stream was not at the version the append expected.
+
+    ``expected`` is what the caller asked for (an int, or the ``NO_STREAM`` sentinel); ``actual`` is
+    the stream's version when the write was refused (``0`` when the stream does not exist). Nothing
+    was written.
+    """
+
+    def __init__(self, resource_type: str, resource_id: str, expected: object, actual: int) -> None:
+        self.resource_type = resource_type
+        self.resource_id = resource_id
+        self.expected = expected
+        self.actual = actual
+        super().__init__(
+            f"{resource_type} {resource_id!r}: expected version {expected}, stream is at {actual}"
+        )
+
+
+class StreamNotFound(EventStoreError, LookupError):
+    """No version of this stream exists (never created, or every version expired)."""
+
+    def __init__(self, resource_type: str, resource_id: str) -> None:
+        self.resource_type = resource_type
+        self.resource_id = resource_id
+        super().__init__(f"{resource_type} {resource_id!r} does not exist")
+
+
+class VersionNotFound(EventStoreError, LookupError):
+    """The requested version is not in the stream: never written, or trimmed.
+
+    ``remaining`` is the (first, last) range of versions the stream still holds, or ``None`` when
+    the stream holds none.
+    """
+
+    def __init__(
+        self,
+        resource_type: str,
+        resource_id: str,
+        requested: int | str,
+        remaining: tuple[int, int] | None,
+    ) -> None:
+        self.resource_type = resource_type
+        self.resource_id = resource_id
+        self.requested = requested
+        self.remaining = remaining
+        held = f"versions {remaining[0]}-{remaining[1]}" if remaining else "no versions"
+        super().__init__(
+            f"{resource_type} {resource_id!r} has no version {requested}; it holds {held}"
+        )
+
+
+class ItemTooLarge(EventStoreError, ValueError):
+    """An item would exceed the backend's item size limit (DynamoDB: 400 KB). Nothing was written."""
+
+    def __init__(self, size: int, limit: int, what: str = "item") -> None:
+        self.size = size
+        self.limit = limit
+        super().__init__(f"{what} would be {size} bytes, over the limit of {limit} bytes")
+
+
+class InvalidKey(EventStoreError, ValueError):
+    """A resource type name or resource id cannot be used as part of a key."""
+
+
+class InvalidInput(EventStoreError, ValueError):
+    """An argument is out of range or malformed (a bad expected version, metadata, cursor, ...)."""
+
+
+class InvalidState(EventStoreError, ValueError):
+    """A resource state failed validation. ``errors`` is pydantic's error list."""
+
+    def __init__(self, message: str, errors: Sequence[object] = ()) -> None:
+        self.errors = list(errors)
+        super().__init__(message)
+
+
+class WrongType(EventStoreError, TypeError):
+    """An argument has the wrong Python type (not a Resource, metadata not a dict, ...)."""
+
+
+class ProjectionError(EventStoreError):
+    """A projection is misdeclared, or its key function failed or returned a bad value. When this
+    comes from an append, nothing was written."""
+
+
+class CorruptRecord(EventStoreError):
+    """A stored item cannot be decoded (bad codec byte, broken or oversized compressed data).
+
+    Names the stream and version so the item can be found and repaired.
+    """
+
+    def __init__(
+        self, resource_type: str, resource_id: str, version: int | None, reason: str
+    ) -> None:
+        self.resource_type = resource_type
+        self.resource_id = resource_id
+        self.version = version
+        self.reason = reason
+        where = f"version {version}" if version is not None else "an item"
+        super().__init__(f"{resource_type} {resource_id!r} {where} is corrupt: {reason}")
+
+
+class BackendError(EventStoreError):
+    """The backend failed in a way that is not the caller's fault (after retries, if any)."""
+
+
+class BackendUnavailable(BackendError, ConnectionError):
+    """The backend could not be reached or kept failing; retries ran out. Outcome may be unknown."""
+
+
+class BackendTimeout(BackendError, TimeoutError):
+    """The backend did not answer in time; retries ran out. Outcome may be unknown."""
+
+
+class TableNotFound(BackendError, LookupError):
+    """The table does not exist. ``store.create_table()`` makes it."""

@@ -1,0 +1,63 @@
+"""Version ids: ULIDs that sort in version order within a stream and carry the version number.
+
+Layout of the 128 bits: 48-bit millisecond timestamp, 32-bit version number, 48 random bits. Within
+one stream a later version therefore has a greater id whenever its timestamp is not earlier; the
+timestamp is kept monotonic in this process, and the store's conditional write refuses an id that
+is not greater than the stream's last one (another process with a clock behind), then retries with
+a later timestamp. Carrying the version number lets a read by version id fetch the item by key in
+one request.
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+import time
+from datetime import datetime, timedelta, timezone
+
+import ulid
+
+from eventstore.errors import InvalidInput
+from eventstore.keys import MAX_VERSION
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_lock = threading.Lock()
+_last_ms = 0
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def new_version_id(version: int, *, not_before_ms: int = 0) -> str:
+    """A new version id for ``version``; its timestamp is at least ``not_before_ms`` and never
+    earlier than any id this process made before."""
+    global _last_ms
+    with _lock:
+        ms = max(_now_ms(), _last_ms, not_before_ms)
+        _last_ms = ms
+    value = (ms << 80) | (version << 48) | secrets.randbits(48)
+    return str(ulid.from_int(value))
+
+
+def new_resource_id() -> str:
+    """A new resource id: a standard ULID string."""
+    return str(ulid.new())
+
+
+def parse_version_id(version_id: str) -> tuple[int, int]:
+    """``(version, timestamp_ms)`` of a version id; :class:`InvalidInput` if it is not one."""
+    try:
+        value = ulid.from_str(version_id).int
+    except (ValueError, TypeError) as e:
+        raise InvalidInput(f"{version_id!r} is not a version id (a 26-character ULID)") from e
+    version = (value >> 48) & MAX_VERSION
+    if version == 0:
+        raise InvalidInput(f"{version_id!r} is not a version id made by eventstore")
+    return version, value >> 80
+
+
+def recorded_at(version_id: str) -> datetime:
+    """The time embedded in a version id (UTC, millisecond precision)."""
+    _, ms = parse_version_id(version_id)
+    return _EPOCH + timedelta(milliseconds=ms)

@@ -1,0 +1,89 @@
+"""The user-facing models: :class:`Resource` (what users subclass) and :class:`Version` (what the
+store returns)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, ClassVar, Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict
+
+from eventstore.errors import InvalidInput, WrongType
+from eventstore.keys import check_type_name
+
+_registry: dict[str, type[Resource]] = {}
+
+
+class Resource(BaseModel):
+    """Base class of resource types: a pydantic v2 model whose instances are stored as versions.
+
+    Class attributes (not fields):
+
+    - ``resource_type``: the stable type name stored in keys; defaults to the class name. Rename
+      the class freely once this is set explicitly.
+    - ``max_versions``: keep at most this many versions per stream (``None``: keep all); older ones
+      are removed by the append that passes the limit, in the same atomic write.
+
+    States must survive a JSON round trip: bytes are stored as base64, NaN and infinite floats are
+    refused.
+    """
+
+    model_config = ConfigDict(
+        ser_json_bytes="base64",
+        val_json_bytes="base64",
+        ser_json_inf_nan="strings",
+        allow_inf_nan=False,
+    )
+
+    resource_type: ClassVar[str]
+    max_versions: ClassVar[int | None] = None
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
+        if "resource_type" not in cls.__dict__:
+            cls.resource_type = cls.__name__
+        check_type_name(cls.resource_type)
+        limit = cls.max_versions
+        if limit is not None and (
+            isinstance(limit, bool) or not isinstance(limit, int) or limit < 1
+        ):
+            raise InvalidInput(f"{cls.__name__}.max_versions must be a positive int or None")
+        # Last definition wins, so redefining a class in a notebook or a test works.
+        _registry[cls.resource_type] = cls
+
+
+def resource_class(type_name: str) -> type[Resource] | None:
+    """The most recently defined Resource subclass with this type name, if any."""
+    return _registry.get(type_name)
+
+
+R = TypeVar("R", bound=Resource)
+
+
+def check_resource_class(cls: type[R]) -> type[R]:
+    """Return ``cls`` if it is a Resource subclass; :class:`WrongType` otherwise."""
+    if not (isinstance(cls, type) and issubclass(cls, Resource) and cls is not Resource):
+        raise WrongType(f"expected a Resource subclass, got {cls!r}")
+    return cls
+
+
+@dataclass(frozen=True, slots=True)
+class Version(Generic[R]):
+    """One immutable version of a stream, as stored.
+
+    ``version`` counts from 1 without gaps; ``version_id`` is a ULID, unique in the table and
+    increasing within the stream; ``recorded_at`` is the UTC time in the version id (milliseconds);
+    ``metadata`` is a read-only mapping.
+    """
+
+    resource_type: str
+    resource_id: str
+    version: int
+    version_id: str
+    recorded_at: datetime
+    state: R
+    event: str | None
+    metadata: Mapping[str, Any]

@@ -1,0 +1,62 @@
+"""Opening a store from a URL."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from eventstore.backends.base import Backend
+from eventstore.errors import InvalidInput
+from eventstore.indexing import IndexProjection
+from eventstore.store import EventStore
+
+SCHEMES = ("memory", "sqlite", "dynamodb")
+
+
+def backend_from_url(url: str, **options: Any) -> Backend:
+    """The backend a URL names:
+
+    - ``memory://``: SQLite in memory (lost when closed);
+    - ``sqlite:///relative/path.db`` or ``sqlite:////absolute/path.db``, optional
+      ``?synchronous=normal|full&timeout=30``;
+    - ``dynamodb://TABLE?region=R&endpoint_url=URL``.
+
+    ``options`` go to the backend's constructor (for DynamoDB: ``client=`` or ``session=``)."""
+    if not isinstance(url, str):
+        raise InvalidInput(f"store URL must be a str, got {type(url).__name__}")
+    parts = urlsplit(url)
+    params = {name: values[-1] for name, values in parse_qs(parts.query).items()}
+    if parts.scheme == "memory":
+        from eventstore.backends.sqlite import SQLiteBackend
+
+        return SQLiteBackend(":memory:", **options)
+    if parts.scheme == "sqlite":
+        from eventstore.backends.sqlite import SQLiteBackend
+
+        path = url[len("sqlite:///") :].split("?", 1)[0] if url.startswith("sqlite:///") else ""
+        if not path:
+            raise InvalidInput(f"{url!r}: write sqlite:///relative.db or sqlite:////absolute.db")
+        for name in params:
+            if name not in ("synchronous", "timeout"):
+                raise InvalidInput(f"{url!r}: unknown SQLite option {name!r}")
+        if "synchronous" in params:
+            options.setdefault("synchronous", params["synchronous"])
+        if "timeout" in params:
+            try:
+                options.setdefault("timeout", float(params["timeout"]))
+            except ValueError as e:
+                raise InvalidInput(f"{url!r}: timeout must be a number of seconds") from e
+        return SQLiteBackend(path, **options)
+    if parts.scheme == "dynamodb":
+        from eventstore.backends.dynamodb import DynamoDBBackend
+
+        return DynamoDBBackend.from_url(url, **options)
+    raise InvalidInput(f"{url!r}: unknown store URL scheme; use one of {', '.join(SCHEMES)}")
+
+
+def open_store(
+    url: str, *, projections: Iterable[IndexProjection] = (), **options: Any
+) -> EventStore:
+    """Open a store. See :func:`backend_from_url` for the URLs."""
+    return EventStore(backend_from_url(url, **options), projections=projections)
