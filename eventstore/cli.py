@@ -1,0 +1,45 @@
+"""Command line: ``eventstore demo``, ``eventstore create-table URL``, ``eventstore rebuild ...``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from eventstore.errors import EventStoreError
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args and args[0] == "rebuild":
+        # The projections package owns rebuilding; eventstore only routes to it.
+        from projections.cli import rebuild_main
+
+        return rebuild_main(args[1:])
+    parser = argparse.ArgumentParser(
+        prog="eventstore", description="Versioned resources on DynamoDB or SQLite."
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    demo = commands.add_parser("demo", help="run a guided scenario on an embedded SQLite file")
+    demo.add_argument(
+        "--db", default="eventstore-demo.db", help="SQLite file to use (default: %(default)s)"
+    )
+    create = commands.add_parser("create-table", help="create the table and its indexes")
+    create.add_argument("url", help="store URL, e.g. dynamodb://my-table?region=eu-west-1")
+    commands.add_parser("rebuild", help="recompute a projection's index keys (see rebuild --help)")
+    parsed = parser.parse_args(args)
+    try:
+        if parsed.command == "demo":
+            from eventstore.demo import run
+
+            run(parsed.db)
+        elif parsed.command == "create-table":
+            from eventstore.urls import open_store
+
+            with open_store(parsed.url) as store:
+                store.create_table()
+            print(f"table ready: {parsed.url}")
+    except EventStoreError as e:
+        print(f"eventstore: {type(e).__name__}: {e}", file=sys.stderr)
+        return 1
+    return 0

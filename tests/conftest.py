@@ -1,0 +1,99 @@
+"""Shared fixtures: one store per test on each backend, each on its own fresh table.
+
+DynamoDB tests talk to DynamoDB Local over HTTP; ``scripts/test`` starts it and sets
+``EVENTSTORE_DYNAMODB_ENDPOINT``. Without that variable they are skipped with a reason.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from hypothesis import HealthCheck, settings
+
+import eventstore
+from eventstore import EventStore
+
+DYNAMODB_ENDPOINT = os.environ.get("EVENTSTORE_DYNAMODB_ENDPOINT")
+BACKENDS = ["memory", "sqlite", "dynamodb"]
+
+# Profiles: "default" for a developer run, "ci" as run by scripts/test, "long" for the long runs.
+# Tests against DynamoDB Local use dynamodb_settings() (it serves ~600 requests per second).
+settings.register_profile(
+    "default", max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.register_profile(
+    "ci", max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.register_profile(
+    "long", max_examples=2000, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
+
+
+def dynamodb_url(table: str) -> str:
+    return f"dynamodb://{table}?region=us-east-1&endpoint_url={DYNAMODB_ENDPOINT}"
+
+
+def new_table_name() -> str:
+    return f"t-{uuid.uuid4().hex[:16]}"
+
+
+def make_url(backend: str, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A URL for a fresh, empty table on ``backend``."""
+    if backend == "memory":
+        return "memory://"
+    if backend == "sqlite":
+        return f"sqlite:///{tmp_path_factory.mktemp('db') / 'store.db'}"
+    if not DYNAMODB_ENDPOINT:
+        pytest.skip("DynamoDB Local is not running (scripts/test starts it)")
+    return dynamodb_url(new_table_name())
+
+
+def drop(store: EventStore) -> None:
+    """Delete a DynamoDB test table; nothing to do for embedded stores."""
+    delete = getattr(store.backend, "delete_table", None)
+    if delete is not None:
+        delete()
+    store.close()
+
+
+@pytest.fixture(params=BACKENDS)
+def backend_name(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def store_url(backend_name: str, tmp_path_factory: pytest.TempPathFactory) -> str:
+    return make_url(backend_name, tmp_path_factory)
+
+
+@pytest.fixture
+def store(store_url: str) -> Iterator[EventStore]:
+    """A store on a fresh table, for each backend in turn."""
+    opened = eventstore.open(store_url)
+    opened.create_table()
+    try:
+        yield opened
+    finally:
+        drop(opened)
+
+
+@pytest.fixture
+def sqlite_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    return make_url("sqlite", tmp_path_factory)
+
+
+@pytest.fixture
+def dynamodb_store() -> Iterator[EventStore]:
+    """A store on a fresh DynamoDB Local table (skipped when DynamoDB Local is not running)."""
+    if not DYNAMODB_ENDPOINT:
+        pytest.skip("DynamoDB Local is not running (scripts/test starts it)")
+    opened = eventstore.open(dynamodb_url(new_table_name()))
+    opened.create_table()
+    try:
+        yield opened
+    finally:
+        drop(opened)

@@ -1,0 +1,51 @@
+"""The public API is explicit: ``__all__`` lists exactly the public names of each package."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+
+import pytest
+
+import eventstore
+from eventstore import errors
+
+
+@pytest.mark.parametrize("package", ["eventstore", "projections"])
+def test_all_matches_public_names(package: str) -> None:
+    module = importlib.import_module(package)
+    public = {
+        name
+        for name, value in vars(module).items()
+        if not name.startswith("_") and not inspect.ismodule(value)
+    }
+    assert set(module.__all__) == public
+    for name in module.__all__:
+        assert hasattr(module, name), name
+
+
+def test_design_names_exist() -> None:
+    for name in ("open", "Resource", "Version", "NO_STREAM", "ANY", "EventStoreError",
+                 "ConcurrencyError", "StreamNotFound", "VersionNotFound", "ItemTooLarge",
+                 "InvalidKey", "CorruptRecord"):
+        assert name in eventstore.__all__
+
+
+def test_every_error_is_in_the_tree_and_exported() -> None:
+    classes = [
+        value
+        for value in vars(errors).values()
+        if inspect.isclass(value) and issubclass(value, Exception) and value.__module__ == errors.__name__
+    ]
+    for cls in classes:
+        assert issubclass(cls, eventstore.EventStoreError)
+        assert cls.__name__ in eventstore.__all__, cls.__name__
+
+
+def test_bad_input_errors_are_builtin_errors_too() -> None:
+    assert issubclass(eventstore.ItemTooLarge, ValueError)
+    assert issubclass(eventstore.InvalidKey, ValueError)
+    assert issubclass(eventstore.InvalidInput, ValueError)
+    assert issubclass(eventstore.WrongType, TypeError)
+    assert issubclass(eventstore.BackendUnavailable, ConnectionError)
+    assert issubclass(eventstore.BackendTimeout, TimeoutError)
