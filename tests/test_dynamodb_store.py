@@ -1,0 +1,181 @@
+"""DynamoDB-only behaviour of the store, against DynamoDB Local over HTTP: requests per operation,
+trimming past one query page, concurrent writers on the server, numbers."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from eventstore import ANY, ConcurrencyError, EventStore, Resource, VersionNotFound
+from tests.models import Blob, Note, Order
+
+
+class Ledger(Resource):
+    amount: Decimal
+    rate: float
+
+
+@contextmanager
+def requests(store: EventStore) -> Iterator[list[str]]:
+    """Collects the operation name of every HTTP request the store sends, through a botocore
+    event hook on its client (retries included: each attempt is a request)."""
+    sent: list[str] = []
+
+    def hook(event_name: str, **_: Any) -> None:
+        sent.append(event_name.rsplit(".", 1)[-1])
+
+    events = store.backend.client.meta.events  # type: ignore[attr-defined]
+    events.register("before-send.dynamodb.*", hook)
+    try:
+        yield sent
+    finally:
+        events.unregister("before-send.dynamodb.*", hook)
+
+
+def test_append_is_one_request(dynamodb_store: EventStore) -> None:
+    with requests(dynamodb_store) as sent:
+        v1 = dynamodb_store.append(Order(customer="ada"))
+    assert sent == ["TransactWriteItems"]
+    for expected in range(1, 40):
+        with requests(dynamodb_store) as sent:
+            dynamodb_store.append(
+                Order(customer="ada", total_cents=expected),
+                resource_id=v1.resource_id,
+                expected_version=expected,
+            )
+        assert sent == ["TransactWriteItems"], expected
+
+
+def test_append_with_trimming_is_one_request(dynamodb_store: EventStore) -> None:
+    first = dynamodb_store.append(Note(text="0"))
+    for n in range(1, 12):
+        with requests(dynamodb_store) as sent:
+            dynamodb_store.append(
+                Note(text=str(n)), resource_id=first.resource_id, expected_version=n
+            )
+        assert sent == ["TransactWriteItems"]
+    kept = [v.version for v in dynamodb_store.read_stream(Note, first.resource_id)]
+    assert kept == [8, 9, 10, 11, 12]
+
+
+def test_reads_are_one_request(dynamodb_store: EventStore) -> None:
+    v = dynamodb_store.append(Order(customer="ada"))
+    for n in range(1, 30):
+        v = dynamodb_store.append(
+            Order(customer="ada", total_cents=n), resource_id=v.resource_id, expected_version=n
+        )
+    rid = v.resource_id
+    for number in (1, 2, 16, 17, 18, 30):
+        with requests(dynamodb_store) as sent:
+            got = dynamodb_store.read_version(Order, rid, number)
+        assert got.version == number
+        assert sent == ["BatchGetItem"], number
+        with requests(dynamodb_store) as sent:
+            by_id = dynamodb_store.read_version(Order, rid, got.version_id)
+        assert by_id == got
+        assert sent == ["BatchGetItem"]
+    with requests(dynamodb_store) as sent:
+        latest = dynamodb_store.read_version(Order, rid)
+    assert latest.version == 30 and latest.state.total_cents == 29
+    assert sent == ["Query"]
+    with requests(dynamodb_store) as sent:
+        assert [x.version for x in dynamodb_store.read_stream(Order, rid)] == list(range(1, 31))
+    assert sent == ["Query"]
+
+
+def test_conflict_is_one_request_and_carries_actual(dynamodb_store: EventStore) -> None:
+    v = dynamodb_store.append(Order(customer="ada"))
+    dynamodb_store.append(Order(customer="ada", status="paid"), resource_id=v.resource_id,
+                          expected_version=1)
+    with requests(dynamodb_store) as sent, pytest.raises(ConcurrencyError) as caught:
+        dynamodb_store.append(Order(customer="bob"), resource_id=v.resource_id, expected_version=1)
+    assert sent == ["TransactWriteItems"]
+    assert (caught.value.expected, caught.value.actual) == (1, 2)
+    with requests(dynamodb_store) as sent, pytest.raises(ConcurrencyError) as caught:
+        dynamodb_store.append(Order(customer="bob"), resource_id=v.resource_id)
+    assert sent == ["TransactWriteItems"]
+    assert caught.value.actual == 2
+
+
+def test_any_costs_one_read_more(dynamodb_store: EventStore) -> None:
+    v = dynamodb_store.append(Order(customer="ada"))
+    with requests(dynamodb_store) as sent:
+        dynamodb_store.append(Order(customer="x"), resource_id=v.resource_id, expected_version=ANY)
+    assert sorted(sent) == ["BatchGetItem", "TransactWriteItems"] or sorted(sent) == [
+        "GetItem",
+        "TransactWriteItems",
+    ]
+
+
+def test_trimming_past_one_query_page(dynamodb_store: EventStore) -> None:
+    # 20 versions of ~150 KB: 3 MB of history, three times a 1 MB query page.
+    payloads = [os.urandom(150_000) for _ in range(20)]
+    v = dynamodb_store.append(Blob(data=payloads[0]))
+    for n, payload in enumerate(payloads[1:], 1):
+        with requests(dynamodb_store) as sent:
+            v = dynamodb_store.append(Blob(data=payload), resource_id=v.resource_id,
+                                      expected_version=n)
+        assert sent == ["TransactWriteItems"]
+    kept = list(dynamodb_store.read_stream(Blob, v.resource_id))
+    assert [x.version for x in kept] == [16, 17, 18, 19, 20]
+    assert [x.state.data for x in kept] == payloads[15:]
+    with pytest.raises(VersionNotFound) as caught:
+        dynamodb_store.read_version(Blob, v.resource_id, 3)
+    assert caught.value.remaining == (16, 20)
+    # Nothing of the trimmed versions is left in the partition: only the head, 5 versions and
+    # the keyframe(s) they need.
+    raw = dynamodb_store.backend.query(f"Blob#{v.resource_id}")
+    sks = sorted(str(item["sk"]) for item in raw.items)
+    versions = [sk for sk in sks if sk.endswith("#v")]
+    assert versions == [f"v#{n:010d}#v" for n in range(16, 21)]
+
+
+def test_concurrent_writers_on_the_server(dynamodb_store: EventStore) -> None:
+    first = dynamodb_store.append(Order(customer="race"))
+    rid = first.resource_id
+    errors: list[BaseException] = []
+
+    def writer(name: str) -> None:
+        try:
+            for i in range(50):
+                while True:
+                    current = dynamodb_store.read_version(Order, rid)
+                    state = current.state.model_copy(
+                        update={"lines": [*current.state.lines, f"{name}-{i}"]}
+                    )
+                    try:
+                        dynamodb_store.append(state, resource_id=rid,
+                                              expected_version=current.version)
+                        break
+                    except ConcurrencyError:
+                        continue
+        except BaseException as e:  # surfaced below; a thread's exception would be lost
+            errors.append(e)
+
+    threads = [threading.Thread(target=writer, args=(f"t{n}",)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors
+    versions = list(dynamodb_store.read_stream(Order, rid))
+    assert [v.version for v in versions] == list(range(1, 202))
+    final = versions[-1].state.lines
+    assert sorted(final) == sorted(f"t{n}-{i}" for n in range(4) for i in range(50))
+    # Each version adds exactly one line to its predecessor: no lost update.
+    for before, after in zip(versions, versions[1:], strict=False):
+        assert after.state.lines[:-1] == before.state.lines
+
+
+def test_numbers_round_trip(dynamodb_store: EventStore) -> None:
+    big = Decimal("12345678901234567890.123456789012345678")  # 38 significant digits
+    v = dynamodb_store.append(Ledger(amount=big, rate=0.1))
+    got = dynamodb_store.read_version(Ledger, v.resource_id)
+    assert got.state.amount == big and str(got.state.amount) == str(big)
+    assert got.state.rate == 0.1 and repr(got.state.rate) == "0.1"
