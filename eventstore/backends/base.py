@@ -24,6 +24,10 @@ Key: TypeAlias = "tuple[str, str]"
 #: the store for listing the resources of a type; ``gsi1``-``gsi4`` are free for projections.
 INDEXES: tuple[str, ...] = ("gsi0", "gsi1", "gsi2", "gsi3", "gsi4")
 
+#: Non-key attributes every index carries besides its keys and the table keys: the head's version
+#: number and version id, so a query can fetch the states by key.
+INDEX_ATTRIBUTES: tuple[str, ...] = ("v", "id")
+
 #: DynamoDB's item size limit (400 KB), applied by every backend so data stays portable.
 MAX_ITEM_SIZE = 400 * 1024
 
@@ -164,7 +168,8 @@ class Backend(abc.ABC):
         :data:`MAX_WRITE_ACTIONS` writes, at most one per key. If a condition fails, raises
         :class:`ConditionFailed` and writes nothing. ``token`` makes the call idempotent where the
         backend supports it: repeating a call with the same token and writes after it succeeded is
-        a no-op success (DynamoDB ``ClientRequestToken``, 10 minutes).
+        a no-op success (DynamoDB ``ClientRequestToken``: at most 36 characters, remembered for
+        10 minutes across the account, so it must be unique, e.g. the new version id).
         Raises :class:`~eventstore.errors.ItemTooLarge` if an item would exceed
         :data:`MAX_ITEM_SIZE`, before anything is written.
         """
@@ -188,9 +193,13 @@ class Backend(abc.ABC):
     ) -> Page:
         """One page of the items whose partition key is ``pk`` and whose sort key matches ``sk``,
         in sort key order (``forward=False``: descending), at most ``limit`` items, starting after
-        ``start`` (a ``last_key`` from an earlier page). With ``index``, the keys are that index's
-        ``<index>pk``/``<index>sk`` attributes and ties are broken by the table key; index reads
-        may be eventually consistent (``consistent`` is ignored there). Items come back whole."""
+        ``start`` (a ``last_key`` from an earlier page). Table queries return whole items.
+
+        With ``index``, the keys are that index's ``<index>pk``/``<index>sk`` attributes; items
+        come back with at least their table keys, the index keys and the attributes listed in
+        :data:`INDEX_ATTRIBUTES` (a backend may return more); the order of items with equal index
+        sort keys is unspecified; index reads may be eventually consistent (``consistent`` is
+        ignored there)."""
 
     @abc.abstractmethod
     def scan(

@@ -1,0 +1,668 @@
+"""The DynamoDB backend: the contract of :mod:`eventstore.backends.base` on one DynamoDB table.
+
+Every public method sends one request per call where the contract asks for one (plus retries).
+Retries are ours, not botocore's, so that a write whose outcome is unknown is re-sent with the same
+``ClientRequestToken`` and every attempt is counted by :meth:`DynamoDBBackend.requests`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import re
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from decimal import Decimal, InvalidOperation
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectionClosedError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    HTTPClientError,
+    ReadTimeoutError,
+)
+from botocore.exceptions import ConnectionError as BotoConnectionError
+
+from eventstore.backends.base import (
+    INDEX_ATTRIBUTES,
+    INDEXES,
+    MAX_ITEM_SIZE,
+    MAX_WRITE_ACTIONS,
+    Backend,
+    Condition,
+    ConditionFailed,
+    Item,
+    Key,
+    Page,
+    Put,
+    SortCondition,
+    Update,
+    Value,
+    Write,
+    index_keys,
+)
+from eventstore.errors import (
+    BackendError,
+    BackendTimeout,
+    BackendUnavailable,
+    InvalidInput,
+    ItemTooLarge,
+    TableNotFound,
+)
+from eventstore.sizes import item_size
+
+_TABLE_NAME = re.compile(r"[A-Za-z0-9_.-]{3,255}")
+
+# The attribute an empty Update removes inside a transaction (see DynamoDBBackend._action).
+_NOTHING = "eventstore:nothing"
+
+# Error codes retried with backoff: the request was refused before it was applied.
+_THROTTLED = frozenset(
+    {
+        "ProvisionedThroughputExceededException",
+        "ThrottlingException",
+        "RequestLimitExceeded",
+        "TransactionInProgressException",
+    }
+)
+# Error codes retried with backoff: the server failed; a write may or may not have been applied.
+_SERVER_FAILED = frozenset({"InternalServerError", "ServiceUnavailable"})
+# Cancellation reasons of a transaction that make the whole transaction worth retrying.
+_RETRY_REASONS = frozenset(
+    {
+        "TransactionConflict",
+        "ThrottlingError",
+        "ProvisionedThroughputExceeded",
+        "RequestLimitExceeded",
+    }
+)
+# Error codes that map to one of our errors without a retry.
+_ERRORS: dict[str, type[BackendError]] = {
+    "ResourceNotFoundException": TableNotFound,
+    "IdempotentParameterMismatchException": BackendError,
+}
+_TIMEOUTS = (ReadTimeoutError, ConnectTimeoutError)
+# Transport errors: the request may have reached the server (the outcome is unknown).
+_TRANSPORT = (BotoConnectionError, HTTPClientError, EndpointConnectionError, ConnectionClosedError)
+_TOO_LARGE = "exceeded the maximum allowed size"
+
+
+def _serialize(value: Value) -> dict[str, Any]:
+    if isinstance(value, bool):  # before int: bool is an int
+        return {"BOOL": value}
+    if isinstance(value, int):
+        return {"N": str(value)}
+    if isinstance(value, str):
+        return {"S": value}
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return {"B": bytes(value)}
+    raise InvalidInput(f"cannot store a value of type {type(value).__name__}")
+
+
+def _deserialize(attr: Mapping[str, Any]) -> Value:
+    if "S" in attr:
+        return str(attr["S"])
+    if "N" in attr:
+        text = str(attr["N"])
+        try:
+            return int(text)
+        except ValueError:
+            pass
+        # Written by someone else as a non-integer; integral values still read as int.
+        try:
+            number = Decimal(text)
+        except InvalidOperation:
+            number = Decimal("NaN")
+        if number.is_finite() and number == number.to_integral_value():
+            return int(number)
+        raise BackendError(f"number {text} is not an integer")
+    if "B" in attr:
+        return bytes(attr["B"])
+    if "BOOL" in attr:
+        return bool(attr["BOOL"])
+    raise BackendError(f"unsupported attribute type {sorted(attr)}")
+
+
+def _to_item(item: Mapping[str, Value]) -> dict[str, Any]:
+    return {name: _serialize(value) for name, value in item.items()}
+
+
+def _from_item(item: Mapping[str, Any]) -> Item:
+    return {name: _deserialize(attr) for name, attr in item.items()}
+
+
+def _key(key: Key) -> dict[str, Any]:
+    return {"pk": {"S": key[0]}, "sk": {"S": key[1]}}
+
+
+class _Expression:
+    """Collects ``#n``/``:v`` placeholders for one request's expressions."""
+
+    def __init__(self) -> None:
+        self.names: dict[str, str] = {}
+        self.values: dict[str, Any] = {}
+
+    def name(self, name: str) -> str:
+        for placeholder, existing in self.names.items():
+            if existing == name:
+                return placeholder
+        placeholder = f"#n{len(self.names)}"
+        self.names[placeholder] = name
+        return placeholder
+
+    def value(self, value: Value) -> str:
+        placeholder = f":v{len(self.values)}"
+        self.values[placeholder] = _serialize(value)
+        return placeholder
+
+    def condition(self, condition: Condition) -> str:
+        if not condition.exists:
+            return f"attribute_not_exists({self.name('pk')})"
+        parts = [f"attribute_exists({self.name('pk')})"]
+        parts += [f"{self.name(n)} = {self.value(v)}" for n, v in condition.equals.items()]
+        parts += [f"{self.name(n)} < {self.value(v)}" for n, v in condition.less_than.items()]
+        return " AND ".join(parts)
+
+    def update(self, update: Update) -> str | None:
+        """The UpdateExpression, or ``None`` when there is nothing to set or remove."""
+        clauses = []
+        if update.set:
+            sets = [f"{self.name(n)} = {self.value(v)}" for n, v in update.set.items()]
+            clauses.append("SET " + ", ".join(sets))
+        if update.remove:
+            clauses.append("REMOVE " + ", ".join(self.name(n) for n in sorted(update.remove)))
+        return " ".join(clauses) or None
+
+    def params(self) -> dict[str, Any]:
+        params: dict[str, Any] = {}
+        if self.names:
+            params["ExpressionAttributeNames"] = self.names
+        if self.values:
+            params["ExpressionAttributeValues"] = self.values
+        return params
+
+
+class _Retry(Exception):
+    """Internal: the attempt failed in a way worth retrying."""
+
+    def __init__(self, cause: Exception, *, unknown: bool) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+        self.unknown = unknown
+
+
+class DynamoDBBackend(Backend):
+    """A :class:`~eventstore.backends.base.Backend` on one DynamoDB table."""
+
+    name = "dynamodb"
+
+    def __init__(
+        self,
+        table: str,
+        *,
+        client: Any = None,
+        session: Any = None,
+        region: str | None = None,
+        endpoint_url: str | None = None,
+        max_attempts: int = 8,
+        base_delay: float = 0.05,
+        max_delay: float = 2.0,
+    ) -> None:
+        _check_table_name(table)
+        if max_attempts < 1:
+            raise InvalidInput("max_attempts must be at least 1")
+        self.table = table
+        self.max_attempts = max_attempts
+        self.base_delay = base_delay
+        self.max_delay = max_delay
+        if client is None:
+            session = session or boto3.session.Session()
+            try:
+                client = session.client(
+                    "dynamodb",
+                    region_name=region,
+                    endpoint_url=endpoint_url,
+                    config=Config(
+                        # total_max_attempts counts the first attempt; botocore's max_attempts does not.
+                        retries={"total_max_attempts": 1, "mode": "standard"},
+                        connect_timeout=3,
+                        read_timeout=10,
+                        max_pool_connections=32,
+                        tcp_keepalive=True,
+                    ),
+                )
+            except BotoCoreError as e:  # typically no region configured anywhere
+                raise InvalidInput(f"cannot create a DynamoDB client: {e}") from e
+        self.client: Any = client
+        self._requests = 0
+        self._lock = threading.Lock()
+        client.meta.events.register("before-send.dynamodb.*", self._count)
+
+    @classmethod
+    def from_url(cls, url: str, **kwargs: Any) -> DynamoDBBackend:
+        """Open ``dynamodb://TABLE?region=R&endpoint_url=URL``."""
+        parts = urlsplit(url)
+        if parts.scheme != "dynamodb":
+            raise InvalidInput(f"not a dynamodb:// URL: {url!r}")
+        table = parts.netloc or parts.path.lstrip("/")
+        _check_table_name(table)
+        options: dict[str, Any] = {}
+        for name, values in parse_qs(parts.query, keep_blank_values=True).items():
+            if len(values) != 1:
+                raise InvalidInput(f"URL option {name!r} given more than once")
+            if name in ("region", "endpoint_url"):
+                options[name] = values[0] or None
+            elif name == "max_attempts":
+                try:
+                    options[name] = int(values[0])
+                except ValueError:
+                    raise InvalidInput(f"max_attempts must be an integer: {values[0]!r}") from None
+            else:
+                raise InvalidInput(f"unknown dynamodb URL option {name!r}")
+        return cls(table, **{**options, **kwargs})
+
+    def _count(self, **_: Any) -> None:
+        with self._lock:
+            self._requests += 1
+
+    def requests(self) -> int:
+        return self._requests
+
+    def close(self) -> None:
+        self.client.meta.events.unregister("before-send.dynamodb.*", self._count)
+        self.client.close()
+
+    # --- the one place where requests are sent, retried and their errors translated ---
+
+    def _call(
+        self,
+        operation: str,
+        params: Mapping[str, Any],
+        on_error: Callable[[ClientError], Exception | None] | None = None,
+        on_unknown_retry: Callable[[Exception], Exception | None] | None = None,
+    ) -> dict[str, Any]:
+        """Send ``operation`` with retries. ``on_error`` may turn a client error into a final
+        exception (or ``None`` to fall through to the table). ``on_unknown_retry`` is consulted for
+        errors raised by an attempt made after an attempt whose outcome is unknown."""
+        method = getattr(self.client, operation)
+        last: _Retry | None = None
+        unknown = False
+        for attempt in range(self.max_attempts):
+            if attempt:
+                cap = min(self.max_delay, self.base_delay * 2 ** (attempt - 1))
+                time.sleep(random.uniform(0, cap))  # full jitter
+            try:
+                try:
+                    response: dict[str, Any] = method(**params)
+                    return response
+                except ClientError as e:
+                    raise self._translate(e, on_error) from e
+                except _TIMEOUTS as e:
+                    raise _Retry(e, unknown=True) from e
+                except _TRANSPORT as e:
+                    raise _Retry(e, unknown=not isinstance(e, EndpointConnectionError)) from e
+                except BotoCoreError as e:  # no credentials, bad parameters: retrying won't help
+                    raise BackendError(f"DynamoDB {operation}: {e}") from e
+            except _Retry as retry:
+                last = retry
+                unknown = unknown or retry.unknown
+            except Exception as final:
+                if unknown and on_unknown_retry is not None:
+                    replaced = on_unknown_retry(final)
+                    if replaced is not final:
+                        if replaced is None:
+                            return {}
+                        raise replaced from final.__cause__
+                raise
+        assert last is not None
+        cause = last.cause
+        what = f"DynamoDB {operation} failed {self.max_attempts} times"
+        if isinstance(cause, _TIMEOUTS):
+            raise BackendTimeout(f"{what}; last: {cause}") from cause
+        raise BackendUnavailable(f"{what}; last: {cause}") from cause
+
+    def _translate(
+        self, e: ClientError, on_error: Callable[[ClientError], Exception | None] | None
+    ) -> Exception:
+        """Map a client error to the exception to raise (a :class:`_Retry` to retry)."""
+        if on_error is not None:
+            handled = on_error(e)
+            if handled is not None:
+                return handled
+        error = e.response.get("Error", {})
+        code = str(error.get("Code", ""))
+        message = str(error.get("Message", ""))
+        status = int(e.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+        if code in _THROTTLED:
+            return _Retry(e, unknown=False)
+        if code in _SERVER_FAILED or status >= 500:
+            return _Retry(e, unknown=True)
+        if code == "TransactionCanceledException":
+            reasons = [str(r.get("Code", "")) for r in e.response.get("CancellationReasons", [])]
+            if any(r in _RETRY_REASONS for r in reasons):
+                return _Retry(e, unknown=False)
+            too_large = [
+                r
+                for r in e.response.get("CancellationReasons", [])
+                if _TOO_LARGE in r.get("Message", "")
+            ]
+            if too_large:
+                return ItemTooLarge(MAX_ITEM_SIZE + 1, MAX_ITEM_SIZE)
+        if code == "ValidationException" and _TOO_LARGE in message:
+            # The server does not say by how much; the size is at least one byte over the limit.
+            return ItemTooLarge(MAX_ITEM_SIZE + 1, MAX_ITEM_SIZE)
+        kind = _ERRORS.get(code, BackendError)
+        if kind is TableNotFound:
+            return TableNotFound(f"DynamoDB table {self.table!r} does not exist: {message}")
+        return kind(f"DynamoDB {e.operation_name}: {code}: {message}")
+
+    # --- writes ---
+
+    def write(self, writes: Sequence[Write], *, token: str | None = None) -> None:
+        if not writes:
+            return
+        if len(writes) > MAX_WRITE_ACTIONS:
+            raise InvalidInput(f"{len(writes)} writes in one batch; at most {MAX_WRITE_ACTIONS}")
+        if token is not None and not 1 <= len(token) <= 36:
+            raise InvalidInput("a write token must be 1 to 36 characters")
+        keys: set[Key] = set()
+        for w in writes:
+            if w.key in keys:
+                raise InvalidInput(f"more than one write for key {w.key!r} in one batch")
+            keys.add(w.key)
+            _check_size(w)
+        if len(writes) == 1:
+            self._write_one(writes[0])
+            return
+        actions = [self._action(w, single=False) for w in writes]
+        # Without a token of the caller's, a retry would be a new request to DynamoDB and could
+        # apply the batch twice; one token per call makes retries safe.
+        params = {"TransactItems": actions, "ClientRequestToken": token or str(uuid.uuid4())}
+
+        def on_error(e: ClientError) -> Exception | None:
+            if e.response.get("Error", {}).get("Code") != "TransactionCanceledException":
+                return None
+            for index, reason in enumerate(e.response.get("CancellationReasons", [])):
+                if reason.get("Code") == "ConditionalCheckFailed":
+                    old = reason.get("Item")
+                    return ConditionFailed(index, _from_item(old) if old else None)
+            return None
+
+        self._call("transact_write_items", params, on_error)
+
+    def _action(self, w: Write, *, single: bool) -> dict[str, Any]:
+        expr = _Expression()
+        body: dict[str, Any] = {"TableName": self.table}
+        if isinstance(w, Put):
+            kind = "Put"
+            body["Item"] = _to_item(w.item)
+        elif isinstance(w, Update):
+            kind = "Update"
+            body["Key"] = _key(w.key)
+            update = expr.update(w)
+            if update is None and not single:
+                # A transaction needs an expression; removing an attribute nobody writes is a no-op
+                # that still creates the bare item when it is absent.
+                update = f"REMOVE {expr.name(_NOTHING)}"
+            if update is not None:
+                # UpdateItem without an expression also creates the bare item if absent.
+                body["UpdateExpression"] = update
+        else:
+            kind = "Delete"
+            body["Key"] = _key(w.key)
+        if w.condition is not None:
+            body["ConditionExpression"] = expr.condition(w.condition)
+            body["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"
+        body.update(expr.params())
+        return {kind: body}
+
+    def _write_one(self, w: Write) -> None:
+        ((kind, params),) = self._action(w, single=True).items()
+        operation = {"Put": "put_item", "Update": "update_item", "Delete": "delete_item"}[kind]
+
+        def on_error(e: ClientError) -> Exception | None:
+            if e.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                return None
+            old: Any = e.response.get("Item")  # not in the stubs' error shape
+            return ConditionFailed(0, _from_item(old) if old else None)
+
+        def on_unknown_retry(error: Exception) -> Exception | None:
+            # A single write cannot carry a token. If an earlier attempt was applied but its answer
+            # was lost, the retry's condition fails against our own write: that is a success.
+            if (
+                isinstance(error, ConditionFailed)
+                and error.item is not None
+                and _applied(w, error.item)
+            ):
+                return None
+            return error
+
+        self._call(operation, params, on_error, on_unknown_retry)
+
+    # --- reads ---
+
+    def get(self, keys: Sequence[Key], *, consistent: bool = True) -> list[Item | None]:
+        if not keys:
+            return []
+        if len(keys) == 1:
+            response = self._call(
+                "get_item",
+                {"TableName": self.table, "Key": _key(keys[0]), "ConsistentRead": consistent},
+            )
+            item = response.get("Item")
+            return [_from_item(item) if item else None]
+        found: dict[Key, Item] = {}
+        unique = list(dict.fromkeys(keys))  # BatchGetItem refuses duplicate keys
+        for i in range(0, len(unique), 100):
+            self._batch_get(unique[i : i + 100], consistent, found)
+        return [found.get(k) for k in keys]
+
+    def _batch_get(self, keys: Sequence[Key], consistent: bool, found: dict[Key, Item]) -> None:
+        request: dict[str, Any] = {
+            self.table: {"Keys": [_key(k) for k in keys], "ConsistentRead": consistent}
+        }
+        for attempt in range(self.max_attempts):
+            if attempt:
+                cap = min(self.max_delay, self.base_delay * 2 ** (attempt - 1))
+                time.sleep(random.uniform(0, cap))
+            response = self._call("batch_get_item", {"RequestItems": request})
+            for raw in response.get("Responses", {}).get(self.table, []):
+                item = _from_item(raw)
+                found[(str(item["pk"]), str(item["sk"]))] = item
+            request = response.get("UnprocessedKeys") or {}
+            if not request:
+                return
+        raise BackendUnavailable(
+            f"DynamoDB BatchGetItem left keys unprocessed after {self.max_attempts} attempts"
+        )
+
+    def query(
+        self,
+        pk: str,
+        *,
+        sk: SortCondition | None = None,
+        index: str | None = None,
+        forward: bool = True,
+        limit: int | None = None,
+        start: Item | None = None,
+        consistent: bool = True,
+    ) -> Page:
+        expr = _Expression()
+        params: dict[str, Any] = {"TableName": self.table, "ScanIndexForward": forward}
+        if index is None:
+            pk_name, sk_name = "pk", "sk"
+            params["ConsistentRead"] = consistent
+        else:
+            if index not in INDEXES:
+                raise InvalidInput(f"unknown index {index!r}; indexes are {', '.join(INDEXES)}")
+            pk_name, sk_name = index_keys(index)
+            params["IndexName"] = index  # GSIs cannot be read consistently
+        key_condition = f"{expr.name(pk_name)} = {expr.value(pk)}"
+        if sk is not None:
+            key_condition += " AND " + _sort_condition(expr, expr.name(sk_name), sk)
+        params["KeyConditionExpression"] = key_condition
+        params.update(expr.params())
+        return self._page("query", params, limit, start)
+
+    def scan(
+        self,
+        *,
+        segment: int = 0,
+        segments: int = 1,
+        start: Item | None = None,
+        limit: int | None = None,
+    ) -> Page:
+        if not 1 <= segments <= 1_000_000 or not 0 <= segment < segments:
+            raise InvalidInput(f"segment {segment} of {segments} is out of range")
+        params: dict[str, Any] = {
+            "TableName": self.table,
+            # Consistent like the embedded backends: a rebuild must see every head written before.
+            "ConsistentRead": True,
+        }
+        if segments > 1:
+            params["Segment"] = segment
+            params["TotalSegments"] = segments
+        return self._page("scan", params, limit, start)
+
+    def _page(
+        self, operation: str, params: dict[str, Any], limit: int | None, start: Item | None
+    ) -> Page:
+        if limit is not None:
+            if limit < 1:
+                raise InvalidInput("limit must be at least 1")
+            params["Limit"] = limit
+        if start is not None:
+            params["ExclusiveStartKey"] = _to_item(start)
+        response = self._call(operation, params)
+        last = response.get("LastEvaluatedKey")
+        return Page(
+            [_from_item(item) for item in response.get("Items", [])],
+            _from_item(last) if last else None,
+        )
+
+    # --- table management ---
+
+    def create_table(self, *, timeout: float = 300.0) -> None:
+        attributes = [("pk", "sk")] + [index_keys(name) for name in INDEXES]
+        params: dict[str, Any] = {
+            "TableName": self.table,
+            "BillingMode": "PAY_PER_REQUEST",
+            "AttributeDefinitions": [
+                {"AttributeName": name, "AttributeType": "S"}
+                for pair in attributes
+                for name in pair
+            ],
+            "KeySchema": _key_schema("pk", "sk"),
+            "GlobalSecondaryIndexes": [
+                {
+                    "IndexName": name,
+                    "KeySchema": _key_schema(*index_keys(name)),
+                    "Projection": {
+                        "ProjectionType": "INCLUDE",
+                        "NonKeyAttributes": list(INDEX_ATTRIBUTES),
+                    },
+                }
+                for name in INDEXES
+            ],
+        }
+
+        def on_error(e: ClientError) -> Exception | None:
+            # Already there, or being created by someone else: wait for it below.
+            if e.response.get("Error", {}).get("Code") == "ResourceInUseException":
+                return _Exists()
+            return None
+
+        with contextlib.suppress(_Exists):
+            self._call("create_table", params, on_error)
+        self._wait(timeout, gone=False)
+
+    def delete_table(self, *, timeout: float = 300.0) -> None:
+        """Delete the table and wait until it is gone; a missing table is not an error."""
+        try:
+            self._call("delete_table", {"TableName": self.table})
+        except TableNotFound:
+            return
+        self._wait(timeout, gone=True)
+
+    def _wait(self, timeout: float, *, gone: bool) -> None:
+        deadline = time.monotonic() + timeout
+        delay = 0.05
+        while True:
+            try:
+                table = self._call("describe_table", {"TableName": self.table})["Table"]
+            except TableNotFound:
+                if gone:
+                    return
+                table = {}
+            if not gone and table.get("TableStatus") == "ACTIVE":
+                indexes = table.get("GlobalSecondaryIndexes", [])
+                if all(i.get("IndexStatus") == "ACTIVE" for i in indexes):
+                    return
+            if time.monotonic() > deadline:
+                state = "deleted" if gone else "active"
+                raise BackendTimeout(f"DynamoDB table {self.table!r} not {state} after {timeout} s")
+            time.sleep(delay)
+            delay = min(delay * 2, 2.0)
+
+
+class _Exists(Exception):
+    """Internal: CreateTable found the table already there."""
+
+
+def _check_table_name(table: str) -> None:
+    if not isinstance(table, str) or not _TABLE_NAME.fullmatch(table):
+        raise InvalidInput(
+            f"invalid DynamoDB table name {table!r}: 3-255 characters of A-Z a-z 0-9 _ . -"
+        )
+
+
+def _check_size(w: Write) -> None:
+    if isinstance(w, Put):
+        size = item_size(w.item)
+    elif isinstance(w, Update):
+        # What is sent is a lower bound of the item's size; the server checks the rest.
+        size = item_size({"pk": w.key[0], "sk": w.key[1], **w.set})
+    else:
+        return
+    if size > MAX_ITEM_SIZE:
+        raise ItemTooLarge(size, MAX_ITEM_SIZE)
+
+
+def _applied(w: Write, current: Item) -> bool:
+    """Whether ``current`` is what ``w`` leaves under its key (so ``w`` may have been applied)."""
+    if isinstance(w, Put):
+        return current == w.item
+    if isinstance(w, Update):
+        same = all(
+            n in current and type(current[n]) is type(v) and current[n] == v
+            for n, v in w.set.items()
+        )
+        return same and not any(n in current for n in w.remove)
+    return False
+
+
+def _key_schema(hash_key: str, range_key: str) -> list[dict[str, str]]:
+    return [
+        {"AttributeName": hash_key, "KeyType": "HASH"},
+        {"AttributeName": range_key, "KeyType": "RANGE"},
+    ]
+
+
+def _sort_condition(expr: _Expression, name: str, sk: SortCondition) -> str:
+    if sk.op == "begins_with":
+        return f"begins_with({name}, {expr.value(sk.value)})"
+    if sk.op == "between":
+        if sk.upper is None:
+            raise InvalidInput("a between sort condition needs an upper bound")
+        return f"{name} BETWEEN {expr.value(sk.value)} AND {expr.value(sk.upper)}"
+    if sk.op not in ("=", "<", "<=", ">", ">="):
+        raise InvalidInput(f"unknown sort condition {sk.op!r}")
+    return f"{name} {sk.op} {expr.value(sk.value)}"
