@@ -16,6 +16,7 @@ New codecs get new bytes; items written with old ones stay readable. Decompressi
 from __future__ import annotations
 
 import io
+import threading
 
 import zstandard
 
@@ -29,6 +30,16 @@ DEFAULT_THRESHOLD = 256
 #: Largest decoded state accepted (bytes of JSON).
 DEFAULT_MAX_SIZE = 64 * 1024 * 1024
 _LEVEL = 3
+_CHUNK = 256 * 1024
+_local = threading.local()
+
+
+def _compressor() -> zstandard.ZstdCompressor:
+    # zstd contexts are costly to build and not thread-safe: one per thread.
+    compressor: zstandard.ZstdCompressor | None = getattr(_local, "compressor", None)
+    if compressor is None:
+        compressor = _local.compressor = zstandard.ZstdCompressor(level=_LEVEL)
+    return compressor
 
 
 class CodecError(ValueError):
@@ -38,7 +49,7 @@ class CodecError(ValueError):
 def encode(data: bytes, *, threshold: int = DEFAULT_THRESHOLD) -> bytes:
     """Encode a full state; zstd when it is at least ``threshold`` bytes and compression helps."""
     if len(data) >= threshold:
-        packed = zstandard.ZstdCompressor(level=_LEVEL).compress(data)
+        packed = _compressor().compress(data)
         if len(packed) < len(data):
             return bytes([ZSTD]) + packed
     return bytes([RAW]) + data
@@ -81,16 +92,23 @@ def decode(blob: bytes, base: bytes | None = None, *, max_size: int = DEFAULT_MA
 
 
 def _bounded(decompressor: zstandard.ZstdDecompressor, payload: bytes, max_size: int) -> bytes:
-    # A streaming read never allocates more than asked for, whatever the frame header claims.
+    # A streaming read in modest chunks never allocates much more than the data really expands
+    # to, whatever the frame header claims, and stops as soon as max_size is passed.
+    chunks: list[bytes] = []
+    total = 0
+    chunk = min(max_size + 1, _CHUNK)
     try:
         with decompressor.stream_reader(io.BytesIO(payload), read_across_frames=True) as reader:
-            out = reader.read(max_size + 1)
-            if len(out) > max_size:
-                raise CodecError(f"state expands past {max_size} bytes")
-            if reader.read(1):
-                raise CodecError("trailing data after the compressed state")
+            while True:
+                part = reader.read(chunk)
+                if not part:
+                    break
+                total += len(part)
+                if total > max_size:
+                    raise CodecError(f"state expands past {max_size} bytes")
+                chunks.append(part)
     except zstandard.ZstdError as e:
         raise CodecError(f"broken zstd data: {e}") from e
-    if not out and payload:
+    if not total and payload:
         raise CodecError("compressed state decodes to nothing")
-    return bytes(out)
+    return b"".join(chunks)
