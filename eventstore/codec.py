@@ -109,6 +109,7 @@ def _bounded(decompressor: zstandard.ZstdDecompressor, payload: bytes, max_size:
                 chunks.append(part)
     except zstandard.ZstdError as e:
         raise CodecError(f"broken zstd data: {e}") from e
-    if not total and payload:
+    if not total:
+        # States are never empty JSON, so an empty result means the payload is broken.
         raise CodecError("compressed state decodes to nothing")
     return b"".join(chunks)

@@ -24,6 +24,7 @@ _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _lock = threading.Lock()
 _last_ms = 0
+_last_random = 0
 
 
 def _now_ms() -> int:
@@ -31,13 +32,22 @@ def _now_ms() -> int:
 
 
 def new_version_id(version: int, *, not_before_ms: int = 0) -> str:
-    """A new version id for ``version``; its timestamp is at least ``not_before_ms`` and never
-    earlier than any id this process made before."""
-    global _last_ms
+    """A new version id for ``version``; its timestamp is at least ``not_before_ms``, and for the
+    same version number it is greater than any id this process made before."""
+    global _last_ms, _last_random
     with _lock:
         ms = max(_now_ms(), _last_ms, not_before_ms)
-        _last_ms = ms
-    value = (ms << 80) | (version << 48) | secrets.randbits(48)
+        if ms == _last_ms:
+            # Within one millisecond the random part counts up, so ids made by this process
+            # (new streams in particular, whose version is always 1) keep their creation order.
+            random = _last_random + 1
+            if random >= 1 << 48:
+                ms, random = ms + 1, secrets.randbits(47)
+        else:
+            # Half the range, so a burst within one millisecond has room to count up.
+            random = secrets.randbits(47)
+        _last_ms, _last_random = ms, random
+    value = (ms << 80) | (version << 48) | random
     return _crockford(value)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import json
 import threading
@@ -9,7 +10,7 @@ from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any, Final, TypeVar
+from typing import Any, Final, TypeVar, cast
 
 from pydantic import ValidationError
 from pydantic_core import PydanticSerializationError
@@ -34,12 +35,13 @@ from eventstore.errors import (
     CorruptRecord,
     InvalidInput,
     InvalidState,
+    ProjectionError,
     StreamNotFound,
     VersionNotFound,
     WrongType,
 )
 from eventstore.ids import new_resource_id, new_version_id, parse_version_id, recorded_at
-from eventstore.indexing import IndexPlan, IndexProjection
+from eventstore.indexing import IndexPlan, IndexProjection, index_partition
 from eventstore.keys import (
     HEAD_SK,
     MAX_VERSION,
@@ -51,6 +53,18 @@ from eventstore.keys import (
     split_pk,
     stream_pk,
     version_sk,
+)
+from eventstore.querying import (
+    CursorSigner,
+    QueryPage,
+    ReplayPage,
+    ReplayPosition,
+    check_flag,
+    check_limit,
+    check_part,
+    query_context,
+    sort_condition,
+    start_key,
 )
 from eventstore.resource import Resource, Version, check_resource_class, resource_class
 
@@ -438,6 +452,8 @@ class EventStore:
         consistent: bool,
     ) -> Iterator[Version[R]]:
         if stop is not None and stop <= lower:
+            if self.backend.get([(pk, HEAD_SK)], consistent=consistent)[0] is None:
+                raise StreamNotFound(*split_pk(pk))
             return
         low_sk = keyframe_sk(keyframe_of(lower, KEYFRAME_INTERVAL))
         high_sk = version_sk(stop - 1) if stop is not None else VERSION_PREFIX + "~"
@@ -482,10 +498,30 @@ class EventStore:
         if not seen and self.backend.get([(pk, HEAD_SK)], consistent=consistent)[0] is None:
             raise StreamNotFound(*split_pk(pk))
 
-    def replay(self, resource_type: type[R] | None = None) -> Iterator[Version[Any]]:
+    def replay(
+        self, resource_type: type[R] | None = None, *, after: str | None = None
+    ) -> Iterator[Version[Any]]:
         """Every retained version of every stream of ``resource_type`` (or of every Resource
-        subclass defined in this process), type by type, streams in creation order, each stream
-        oldest first. Lazy and constant in memory."""
+        subclass defined in this process), lazily and in constant memory.
+
+        Order: type by type (by type name), streams in creation order (the order of
+        :meth:`heads`), each stream oldest version first. ``after`` is a checkpoint from
+        :meth:`replay_pages`: the replay continues right after the version it names. A resumed
+        replay sees the versions appended since to the stream it stopped in and to the streams
+        after it, not those appended to streams it had already passed; versions trimmed in the
+        meantime are gone."""
+        pages = self.replay_pages(resource_type, after=after)
+        return (version for page in pages for version in page.items)
+
+    def replay_pages(
+        self,
+        resource_type: type[R] | None = None,
+        *,
+        after: str | None = None,
+        page_size: int = 100,
+    ) -> Iterator[ReplayPage]:
+        """:meth:`replay` in pages of at most ``page_size`` versions, each with the checkpoint
+        right after its last version (pass it as ``after=`` to resume there)."""
         if resource_type is not None:
             classes: list[type[Resource]] = [check_resource_class(resource_type)]
         else:
@@ -494,12 +530,62 @@ class EventStore:
                 found = resource_class(name)
                 if found is not None:
                     classes.append(found)
-        return self._replay(classes)
+        position = None if after is None else ReplayPosition.decode(after)
+        if position is not None:
+            names = [cls.resource_type for cls in classes]
+            if position.type_name not in names:
+                raise InvalidInput(
+                    f"checkpoint is in {position.type_name}, which this replay does not cover"
+                )
+            classes = classes[names.index(position.type_name) :]
+        size = check_limit(page_size)
+        return self._replay(classes, position, size)
 
-    def _replay(self, classes: list[type[Resource]]) -> Iterator[Version[Any]]:
+    def _replay(
+        self, classes: list[type[Resource]], position: ReplayPosition | None, size: int
+    ) -> Iterator[ReplayPage]:
+        batch: list[Version[Any]] = []
+        for version, mark in self._replay_marked(classes, position):
+            batch.append(version)
+            if len(batch) >= size:
+                yield ReplayPage(batch, mark.encode())
+                batch = []
+        if batch:
+            yield ReplayPage(batch, mark.encode())
+
+    def _replay_marked(
+        self, classes: list[type[Resource]], position: ReplayPosition | None
+    ) -> Iterator[tuple[Version[Any], ReplayPosition]]:
         for cls in classes:
-            for head in self.heads(cls):
-                yield from self._stream(cls, str(head["pk"]), 1, None, False, True)
+            type_name = cls.resource_type
+            start: Item | None = None
+            if position is not None and position.type_name == type_name:
+                # First the rest of the stream the checkpoint is in, then the streams after it.
+                with contextlib.suppress(StreamNotFound):
+                    for version in self._stream(
+                        cls, position.pk, position.version + 1, None, False, True
+                    ):
+                        yield (
+                            version,
+                            ReplayPosition(
+                                type_name, position.listed, position.pk, version.version
+                            ),
+                        )
+                start = {
+                    "pk": position.pk,
+                    "sk": HEAD_SK,
+                    "gsi0pk": type_name,
+                    "gsi0sk": position.listed,
+                }
+            while True:
+                page = self.backend.query(type_name, index="gsi0", start=start)
+                for head in page.items:
+                    pk, listed = str(head["pk"]), str(head["gsi0sk"])
+                    for version in self._stream(cls, pk, 1, None, False, True):
+                        yield version, ReplayPosition(type_name, listed, pk, version.version)
+                if page.last_key is None:
+                    break
+                start = page.last_key
 
     def heads(self, resource_type: type[Resource], *, reverse: bool = False) -> Iterator[Item]:
         """The head items of every stream of a type, in creation order (newest first with
@@ -584,6 +670,170 @@ class EventStore:
             return StreamNotFound(type_name, rid)
         return VersionNotFound(type_name, rid, requested, (_int(head, "lo"), _int(head, "v")))
 
+    # -- queries ---------------------------------------------------------------------------
+
+    def query(
+        self,
+        projection: type[Any] | IndexProjection,
+        partition: str,
+        *,
+        equals: str | None = None,
+        begins_with: str | None = None,
+        between: tuple[str, str] | None = None,
+        lt: str | None = None,
+        lte: str | None = None,
+        gt: str | None = None,
+        gte: str | None = None,
+        reverse: bool = False,
+        limit: int = 50,
+        cursor: str | None = None,
+        consistent: bool = False,
+    ) -> QueryPage[Any]:
+        """One page of the resources a projection puts in ``partition``, in sort-key order
+        (``reverse``: descending), as their latest versions.
+
+        ``projection`` is a projection declared on this store (its class or an instance). At
+        most one sort-key condition: ``equals``, ``begins_with``, ``between=(low, high)``
+        (inclusive), ``lt``, ``lte``, ``gt``, ``gte``. ``cursor`` is the ``cursor`` of the
+        previous page of the same query (any other raises :class:`InvalidCursor`).
+
+        Two requests per page (the index query, then one batch read of the versions it names;
+        pages over 50 items take one more read per 50). Each item is the version the index
+        entry was written with, so it matches the condition; on DynamoDB the index itself lags
+        the table by a moment, so a page may miss a very recent change or hold the version just
+        before it. If that version has been trimmed since, the stream's latest version is
+        returned instead, even though it may no longer match. ``consistent`` makes the version
+        reads strongly consistent (the index query never is, on DynamoDB)."""
+        declared = self._declared_projection(projection)
+        type_name = declared.resource_class.resource_type
+        value = check_part("partition", partition)
+        sk = sort_condition(
+            equals=equals,
+            begins_with=begins_with,
+            between=between,
+            lt=lt,
+            lte=lte,
+            gt=gt,
+            gte=gte,
+        )
+        backwards = check_flag("reverse", reverse)
+        context = query_context(
+            "query", type_name, declared.name, declared.index, value, sk, backwards
+        )
+        return self._query_heads(
+            declared.resource_class,
+            declared.index,
+            index_partition(type_name, declared.name, value),
+            sk,
+            backwards,
+            limit,
+            cursor,
+            consistent,
+            context,
+        )
+
+    def list_resources(
+        self,
+        resource_type: type[R],
+        *,
+        newest_first: bool = True,
+        limit: int = 50,
+        cursor: str | None = None,
+        consistent: bool = False,
+    ) -> QueryPage[R]:
+        """One page of the resources of a type by creation time (newest first by default), as
+        their latest versions, with the same paging, cost and consistency as :meth:`query`."""
+        cls = check_resource_class(resource_type)
+        backwards = check_flag("newest_first", newest_first)
+        context = query_context(
+            "list", cls.resource_type, None, "gsi0", cls.resource_type, None, backwards
+        )
+        return self._query_heads(
+            cls, "gsi0", cls.resource_type, None, backwards, limit, cursor, consistent, context
+        )
+
+    def set_cursor_secret(self, secret: bytes) -> None:
+        """Sign query cursors with ``secret`` (16 bytes or more) instead of the random secret the
+        table keeps for this. Every process that serves the same clients needs the same one."""
+        self._cursors = CursorSigner(self.backend, secret)
+
+    def _cursor_signer(self) -> CursorSigner:
+        signer: CursorSigner | None = getattr(self, "_cursors", None)
+        if signer is None:
+            signer = self._cursors = CursorSigner(self.backend)
+        return signer
+
+    def _declared_projection(self, projection: object) -> IndexProjection:
+        cls: object = getattr(projection, "resource_class", None)
+        name: object = getattr(projection, "name", None)
+        if not isinstance(cls, type) or not isinstance(name, str):
+            raise WrongType(f"expected a projection (class or instance), got {projection!r}")
+        type_name = check_resource_class(cast("type[Resource]", cls)).resource_type
+        declared = self.indexes.find(type_name, name)
+        if declared is None:
+            raise ProjectionError(
+                f"projection {name!r} of {type_name} is not declared on this store; "
+                "open the store with projections=[...] including it"
+            )
+        return declared
+
+    def _query_heads(
+        self,
+        cls: type[R],
+        index: str,
+        index_pk: str,
+        sk: SortCondition | None,
+        reverse: bool,
+        limit: int,
+        cursor: str | None,
+        consistent: bool,
+        context: bytes,
+    ) -> QueryPage[R]:
+        size = check_limit(limit)
+        check_flag("consistent", consistent)
+        signer = self._cursor_signer()
+        start = None if cursor is None else signer.verify(context, cursor)
+        # One item more than asked tells whether a next page exists, so that a cursor is only
+        # handed out when there is something after it.
+        page = self.backend.query(
+            index_pk, sk=sk, index=index, forward=not reverse, limit=size + 1, start=start
+        )
+        heads = page.items
+        after: Item | None = page.last_key
+        if len(heads) > size:
+            heads = heads[:size]
+            after = start_key(heads[-1], index)
+        versions = self._latest_versions(cls, heads, consistent)
+        return QueryPage(versions, None if after is None else signer.sign(context, after))
+
+    def _latest_versions(
+        self, cls: type[R], heads: list[Item], consistent: bool
+    ) -> list[Version[R]]:
+        """The versions index entries name, read by key in one batch (version and keyframe)."""
+        keys: list[tuple[str, str]] = []
+        for head in heads:
+            pk, number = str(head["pk"]), _int(head, "v")
+            keys += [
+                (pk, version_sk(number)),
+                (pk, keyframe_sk(keyframe_of(number, KEYFRAME_INTERVAL))),
+            ]
+        found = self.backend.get(keys, consistent=consistent) if keys else []
+        versions: list[Version[R]] = []
+        for position, head in enumerate(heads):
+            pk, number = str(head["pk"]), _int(head, "v")
+            item, keyframe = found[2 * position], found[2 * position + 1]
+            if item is None:
+                # Trimmed since the index entry was read, or not yet visible to an eventually
+                # consistent read: the latest version stands in for it.
+                with contextlib.suppress(StreamNotFound):
+                    versions.append(self._read_latest(cls, pk, True))
+                continue
+            base = keyframe_of(number, KEYFRAME_INTERVAL)
+            versions.append(
+                self._decode(cls, pk, number, item, {base: keyframe} if keyframe else {})
+            )
+        return versions
+
 
 def _trim_writes(pk: str, lo: int, target: int, budget: int) -> tuple[list[Write], int]:
     """Deletes that move a stream's lowest retained version from ``lo`` towards ``target``, at most
@@ -628,6 +878,10 @@ def _metadata_json(metadata: Mapping[str, Any] | None) -> str | None:
         text.encode("utf-8")
     except UnicodeEncodeError as e:
         raise InvalidInput("metadata contains a lone surrogate character") from e
+    if json.loads(text) != metadata:
+        # json.dumps quietly turns int keys into strings and tuples into lists; refuse rather
+        # than store something that reads back different.
+        raise InvalidInput("metadata must be plain JSON: str keys, lists, numbers, str, bool, None")
     return text if metadata else None
 
 

@@ -25,9 +25,20 @@ def test_all_matches_public_names(package: str) -> None:
 
 
 def test_design_names_exist() -> None:
-    for name in ("open", "Resource", "Version", "NO_STREAM", "ANY", "EventStoreError",
-                 "ConcurrencyError", "StreamNotFound", "VersionNotFound", "ItemTooLarge",
-                 "InvalidKey", "CorruptRecord"):
+    for name in (
+        "open",
+        "Resource",
+        "Version",
+        "NO_STREAM",
+        "ANY",
+        "EventStoreError",
+        "ConcurrencyError",
+        "StreamNotFound",
+        "VersionNotFound",
+        "ItemTooLarge",
+        "InvalidKey",
+        "CorruptRecord",
+    ):
         assert name in eventstore.__all__
 
 
@@ -35,7 +46,9 @@ def test_every_error_is_in_the_tree_and_exported() -> None:
     classes = [
         value
         for value in vars(errors).values()
-        if inspect.isclass(value) and issubclass(value, Exception) and value.__module__ == errors.__name__
+        if inspect.isclass(value)
+        and issubclass(value, Exception)
+        and value.__module__ == errors.__name__
     ]
     for cls in classes:
         assert issubclass(cls, eventstore.EventStoreError)
