@@ -89,7 +89,9 @@ def run(path: str) -> None:
                 metadata={"actor": "clerk-2"},
             )
         except ConcurrencyError as e:
-            say(f"   clerk-2 is refused: ConcurrencyError(expected={e.expected}, actual={e.actual})")
+            say(
+                f"   clerk-2 is refused: ConcurrencyError(expected={e.expected}, actual={e.actual})"
+            )
             say("   nothing was written; clerk-2 rereads, sees 'packed' and leaves it.")
 
         say("\n4. The full history, oldest first:")
@@ -127,12 +129,14 @@ def run(path: str) -> None:
 
         say("\n7. What it costs: one atomic write per append; stored item sizes (DynamoDB rules):")
         big_lines = {"tea": 1}
-        big = store.append(DemoOrder(
+        big = store.append(
+            DemoOrder(
                 customer="bob",
                 status="new, notes: " + " ".join(f"note-{i}" for i in range(300)),
                 lines=big_lines,
                 total=_total(big_lines),
-            ))
+            )
+        )
         for qty in range(2, 6):
             big = store.append(
                 big.state.model_copy(update={"lines": {"tea": qty}, "total": _total({"tea": qty})}),

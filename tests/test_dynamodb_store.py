@@ -3,6 +3,7 @@ trimming past one query page, concurrent writers on the server, numbers."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import threading
 from collections.abc import Iterator
@@ -91,8 +92,9 @@ def test_reads_are_one_request(dynamodb_store: EventStore) -> None:
 
 def test_conflict_is_one_request_and_carries_actual(dynamodb_store: EventStore) -> None:
     v = dynamodb_store.append(Order(customer="ada"))
-    dynamodb_store.append(Order(customer="ada", status="paid"), resource_id=v.resource_id,
-                          expected_version=1)
+    dynamodb_store.append(
+        Order(customer="ada", status="paid"), resource_id=v.resource_id, expected_version=1
+    )
     with requests(dynamodb_store) as sent, pytest.raises(ConcurrencyError) as caught:
         dynamodb_store.append(Order(customer="bob"), resource_id=v.resource_id, expected_version=1)
     assert sent == ["TransactWriteItems"]
@@ -119,8 +121,9 @@ def test_trimming_past_one_query_page(dynamodb_store: EventStore) -> None:
     v = dynamodb_store.append(Blob(data=payloads[0]))
     for n, payload in enumerate(payloads[1:], 1):
         with requests(dynamodb_store) as sent:
-            v = dynamodb_store.append(Blob(data=payload), resource_id=v.resource_id,
-                                      expected_version=n)
+            v = dynamodb_store.append(
+                Blob(data=payload), resource_id=v.resource_id, expected_version=n
+            )
         assert sent == ["TransactWriteItems"]
     kept = list(dynamodb_store.read_stream(Blob, v.resource_id))
     assert [x.version for x in kept] == [16, 17, 18, 19, 20]
@@ -150,8 +153,9 @@ def test_concurrent_writers_on_the_server(dynamodb_store: EventStore) -> None:
                         update={"lines": [*current.state.lines, f"{name}-{i}"]}
                     )
                     try:
-                        dynamodb_store.append(state, resource_id=rid,
-                                              expected_version=current.version)
+                        dynamodb_store.append(
+                            state, resource_id=rid, expected_version=current.version
+                        )
                         break
                     except ConcurrencyError:
                         continue
@@ -169,7 +173,7 @@ def test_concurrent_writers_on_the_server(dynamodb_store: EventStore) -> None:
     final = versions[-1].state.lines
     assert sorted(final) == sorted(f"t{n}-{i}" for n in range(4) for i in range(50))
     # Each version adds exactly one line to its predecessor: no lost update.
-    for before, after in zip(versions, versions[1:], strict=False):
+    for before, after in itertools.pairwise(versions):
         assert after.state.lines[:-1] == before.state.lines
 
 
