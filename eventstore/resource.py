@@ -33,7 +33,9 @@ class Resource(BaseModel):
     model_config = ConfigDict(
         ser_json_bytes="base64",
         val_json_bytes="base64",
-        ser_json_inf_nan="strings",
+        # Written as bare NaN/Infinity tokens so the store can find and refuse them anywhere,
+        # also inside Any-typed fields where a "NaN" string would pass validation.
+        ser_json_inf_nan="constants",
         allow_inf_nan=False,
     )
 

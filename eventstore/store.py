@@ -261,6 +261,8 @@ class EventStore:
             data = state.model_dump_json().encode("utf-8")
         except (PydanticSerializationError, ValueError, TypeError) as e:
             raise InvalidState(f"{type(state).__name__} cannot be serialised: {e}") from e
+        if (b"NaN" in data or b"Infinity" in data) and _has_non_finite(data):
+            raise InvalidState(f"{type(state).__name__} holds a NaN or infinite float")
         if len(data) > self._max_state:
             raise InvalidState(f"state is {len(data)} bytes of JSON, over {self._max_state}")
         # Validating what will be stored proves it can be read back (and catches invalid values
@@ -645,12 +647,18 @@ class EventStore:
             raise CorruptRecord(
                 type_name, rid, number, f"state does not validate as {cls.__name__}: {e}"
             ) from e
-        meta = item.get("m")
+        meta = item.get("m", "{}")
         try:
-            metadata = json.loads(meta) if isinstance(meta, str) else {}
+            if not isinstance(meta, str):
+                raise ValueError("metadata is not text")
+            metadata = json.loads(meta)
+            if not isinstance(metadata, dict):
+                raise ValueError("metadata is not an object")
             moment = recorded_at(vid)
-        except (ValueError, InvalidInput) as e:
-            raise CorruptRecord(type_name, rid, number, f"bad metadata or version id: {e}") from e
+        except (ValueError, InvalidInput, RecursionError) as e:
+            raise CorruptRecord(
+                type_name, rid, number, f"bad metadata or version id: {e!s:.200}"
+            ) from e
         event = item.get("e")
         return Version(
             resource_type=type_name,
@@ -847,6 +855,23 @@ def _trim_writes(pk: str, lo: int, target: int, budget: int) -> tuple[list[Write
     return writes, lo
 
 
+def _has_non_finite(data: bytes) -> bool:
+    """Whether JSON text holds a NaN or infinity token (outside strings)."""
+
+    def refuse(token: str) -> Any:
+        raise _NonFinite(token)
+
+    try:
+        json.loads(data, parse_constant=refuse)
+    except _NonFinite:
+        return True
+    return False
+
+
+class _NonFinite(Exception):
+    pass
+
+
 def _check_expected(expected: object) -> int | Expect:
     if isinstance(expected, Expect):
         return expected
@@ -872,8 +897,8 @@ def _metadata_json(metadata: Mapping[str, Any] | None) -> str | None:
         text = json.dumps(
             dict(metadata), allow_nan=False, separators=(",", ":"), ensure_ascii=False
         )
-    except (TypeError, ValueError) as e:
-        raise InvalidInput(f"metadata must be JSON-serialisable: {e}") from e
+    except (TypeError, ValueError, RecursionError) as e:
+        raise InvalidInput(f"metadata must be JSON-serialisable: {e!s:.200}") from e
     try:
         text.encode("utf-8")
     except UnicodeEncodeError as e:

@@ -368,7 +368,10 @@ def _key_of(item: Item) -> Item:
 
 
 def _load(key: Key, body: bytes) -> Item:
-    item = decode_item(body)
+    try:
+        item = decode_item(body)
+    except (ValueError, IndexError, TypeError) as e:
+        raise BackendError(f"stored row {key!r} is damaged: {e}") from e
     item["pk"], item["sk"] = key
     return item
 
