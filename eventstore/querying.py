@@ -41,6 +41,7 @@ from eventstore.backends.base import (
     index_keys,
 )
 from eventstore.errors import BackendError, InvalidInput, WrongType
+from eventstore.keys import MAX_VERSION, check_resource_id, check_type_name
 from eventstore.resource import Resource, Version
 
 R = TypeVar("R", bound=Resource)
@@ -66,6 +67,8 @@ _CURSOR_FORMAT = 1
 _MAC_BYTES = 16
 _MAX_CURSOR_CHARS = 8192
 _BASE64URL = re.compile(r"[A-Za-z0-9_-]+")
+# A version id as the store writes it (a ULID in Crockford base32), the listing's sort key.
+_VERSION_ID = re.compile(r"[0-7][0-9A-HJKMNP-TV-Z]{25}")
 
 
 class InvalidCursor(InvalidInput):
@@ -330,7 +333,15 @@ class ReplayPosition:
             or isinstance(parts[4], bool)
             or not isinstance(parts[4], int)
             or parts[4] < 0
-            or not str(parts[3]).startswith(f"{parts[1]}#")
+            or parts[4] > MAX_VERSION
+            or not _VERSION_ID.fullmatch(parts[2])
+            or not parts[3].startswith(f"{parts[1]}#")
         ):
             raise InvalidInput("not a replay checkpoint")
+        # The parts become keys of a query: they must be keys the store could have made.
+        try:
+            check_type_name(parts[1])
+            check_resource_id(parts[3][len(parts[1]) + 1 :])
+        except ValueError:
+            raise InvalidInput("not a replay checkpoint") from None
         return cls(parts[1], parts[2], parts[3], parts[4])
