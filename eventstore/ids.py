@@ -82,6 +82,14 @@ def recorded_at(version_id: str) -> datetime:
     return from_ms(parse_version_id(version_id)[1])
 
 
+def issued_at(version_id: str) -> datetime:
+    """:func:`recorded_at` for an id this process just made (no validation, faster)."""
+    ms = 0
+    for char in version_id[:10]:
+        ms = ms * 32 + _ALPHABET.index(char)
+    return from_ms(ms)
+
+
 def from_ms(ms: int) -> datetime:
     """A UTC datetime from milliseconds since the epoch."""
     return _EPOCH + timedelta(milliseconds=ms)

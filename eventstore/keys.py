@@ -5,10 +5,13 @@ A stream lives in one partition, ``pk = "<type name>#<resource id>"``. Type name
 pair's partition key. Inside the partition:
 
 - ``h``: the head (current version number, version id, retention bound, index keys);
-- ``v#<version, 10 digits>#k``: a keyframe, the full state every ``keyframe_interval`` versions;
 - ``v#<version, 10 digits>#v``: a version (event, metadata and its state, usually as a small delta
-  against its keyframe). The keyframe of a version sorts just before it, so one range query reads
-  a version together with the keyframe it needs.
+  against the keyframe of its group);
+- ``v#<last version of the group, 10 digits>#w``: the keyframe of a group of
+  :data:`KEYFRAME_INTERVAL` versions (1-16, 17-32, ...): the full state of the group's first
+  version. It sorts just above every version of its group (``w`` after ``v``), so the two newest
+  items of a stream are always the current keyframe and the latest version: reading the latest
+  version is a query of two items.
 """
 
 from __future__ import annotations
@@ -22,6 +25,10 @@ from eventstore.errors import InvalidKey
 MAX_ID_LENGTH = 256
 #: Highest version number a stream can reach (the number is embedded in 32 bits of the version id).
 MAX_VERSION = 2**32 - 1
+
+#: Versions per keyframe group: versions 1-16 are deltas against the state of version 1, 17-32
+#: against version 17, and so on. Part of the storage format.
+KEYFRAME_INTERVAL = 16
 
 HEAD_SK = "h"
 VERSION_PREFIX = "v#"
@@ -78,20 +85,25 @@ def version_sk(version: int) -> str:
     return f"{VERSION_PREFIX}{version:010d}#v"
 
 
-def keyframe_sk(version: int) -> str:
-    return f"{VERSION_PREFIX}{version:010d}#k"
+def keyframe_sk(base: int) -> str:
+    """Sort key of the keyframe holding the state of version ``base`` (a group's first version)."""
+    return f"{VERSION_PREFIX}{base + KEYFRAME_INTERVAL - 1:010d}#w"
 
 
 def parse_sk(sk: str) -> tuple[int, bool] | None:
-    """``(version, is_keyframe)`` for a version or keyframe sort key, ``None`` for other items."""
+    """``(version, False)`` for a version's sort key, ``(base, True)`` for a keyframe's (``base``:
+    the version whose state it holds), ``None`` for other items."""
     if len(sk) != 14 or not sk.startswith(VERSION_PREFIX) or sk[12] != "#":
         return None
     kind = sk[13]
-    if kind not in "kv" or not sk[2:12].isdigit():
+    if kind not in "vw" or not sk[2:12].isdigit():
         return None
-    return int(sk[2:12]), kind == "k"
+    number = int(sk[2:12])
+    if kind == "v":
+        return number, False
+    return number - KEYFRAME_INTERVAL + 1, True
 
 
-def keyframe_of(version: int, interval: int) -> int:
-    """The keyframe position a version's delta is taken against (1, 1+interval, 1+2*interval...)."""
+def keyframe_of(version: int, interval: int = KEYFRAME_INTERVAL) -> int:
+    """The first version of a version's group, whose keyframe its delta is taken against."""
     return version - (version - 1) % interval

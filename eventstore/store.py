@@ -40,10 +40,17 @@ from eventstore.errors import (
     VersionNotFound,
     WrongType,
 )
-from eventstore.ids import new_resource_id, new_version_id, parse_version_id, recorded_at
+from eventstore.ids import (
+    issued_at,
+    new_resource_id,
+    new_version_id,
+    parse_version_id,
+    recorded_at,
+)
 from eventstore.indexing import IndexPlan, IndexProjection, index_partition
 from eventstore.keys import (
     HEAD_SK,
+    KEYFRAME_INTERVAL,
     MAX_VERSION,
     VERSION_PREFIX,
     check_resource_id,
@@ -86,9 +93,6 @@ NO_STREAM: Final = Expect.NO_STREAM
 #: ``expected_version=ANY``: append whatever the stream's version (reads the head first).
 ANY: Final = Expect.ANY
 
-#: A keyframe (full state) is stored every this many versions; versions in between are stored as
-#: zstd deltas against it. Part of the storage format: reads locate keyframes with it.
-KEYFRAME_INTERVAL: Final = 16
 #: Longest event name, in characters.
 MAX_EVENT_LENGTH = 256
 #: How often an append retries internally (expected_version=ANY races, retention bound or clock
@@ -249,7 +253,7 @@ class EventStore:
                 resource_id=rid,
                 version=number,
                 version_id=vid,
-                recorded_at=recorded_at(vid),
+                recorded_at=issued_at(vid),
                 state=clean,
                 event=event,
                 metadata=MappingProxyType(json.loads(meta) if meta else {}),
@@ -308,14 +312,17 @@ class EventStore:
             item["s"] = codec.encode_delta(data, data)
             item["b"] = number
         else:
-            full = codec.encode(data, threshold=self._threshold)
             keyframe = self._keyframes.get(pk, base)
             delta = codec.encode_delta(data, keyframe) if keyframe is not None else None
-            if delta is not None and len(delta) < len(full):
-                item["s"] = delta
-                item["b"] = base
+            if delta is not None and len(delta) * 4 <= len(data):
+                # A delta this small always beats compressing the whole state: skip that work.
+                item["s"], item["b"] = delta, base
             else:
-                item["s"] = full
+                full = codec.encode(data, threshold=self._threshold)
+                if delta is not None and len(delta) < len(full):
+                    item["s"], item["b"] = delta, base
+                else:
+                    item["s"] = full
         writes.append(Put(item))
 
         head_set: dict[str, Value] = {"v": number, "id": vid, **index_set}
@@ -397,7 +404,7 @@ class EventStore:
             pk,
             sk=SortCondition("begins_with", VERSION_PREFIX),
             forward=False,
-            limit=KEYFRAME_INTERVAL + 1,
+            limit=2,  # the current group's keyframe, then the latest version
             consistent=consistent,
         )
         keyframes: dict[int, Item] = {}
@@ -413,12 +420,12 @@ class EventStore:
                 top = (number, item)
         if top is None:
             raise StreamNotFound(*split_pk(pk))
-        version = self._decode(cls, pk, top[0], top[1], keyframes)
-        base = top[1].get("b")
-        if isinstance(base, int) and base in keyframes:
-            # Cache the keyframe so that the append that usually follows can store a delta.
-            self._keyframes.put(pk, base, self._keyframe_json(pk, base, keyframes[base]))
-        return version
+        known: dict[int, bytes] = {}
+        for base, keyframe in keyframes.items():
+            known[base] = self._keyframe_json(pk, base, keyframe)
+            # Cached so that the append that usually follows can store a delta without a read.
+            self._keyframes.put(pk, base, known[base])
+        return self._decode(cls, pk, top[0], top[1], keyframes, known)
 
     def read_stream(
         self,
@@ -457,8 +464,10 @@ class EventStore:
             if self.backend.get([(pk, HEAD_SK)], consistent=consistent)[0] is None:
                 raise StreamNotFound(*split_pk(pk))
             return
-        low_sk = keyframe_sk(keyframe_of(lower, KEYFRAME_INTERVAL))
-        high_sk = version_sk(stop - 1) if stop is not None else VERSION_PREFIX + "~"
+        # A group's keyframe sorts just above its last version: the range reaches up to the
+        # keyframe of the last group it touches.
+        low_sk = version_sk(lower)
+        high_sk = keyframe_sk(keyframe_of(stop - 1)) if stop is not None else VERSION_PREFIX + "~"
         keyframes: dict[int, Item] = {}
         pending: list[tuple[int, Item]] = []
         seen = False
@@ -477,18 +486,20 @@ class EventStore:
                     continue
                 number, is_keyframe = parsed
                 if is_keyframe:
-                    # Only the newest keyframe is needed going forward; going backwards the
-                    # pending versions are exactly the ones waiting for this one.
+                    # Going backwards a keyframe comes before its group's versions; going
+                    # forwards after them, and the pending versions are the ones waiting for it.
                     keyframes = {number: item}
                     for waiting in pending:
                         yield self._decode(cls, pk, waiting[0], waiting[1], keyframes)
                     pending.clear()
                     continue
-                if number < lower:
+                if number < lower or (stop is not None and number >= stop):
                     continue
                 seen = True
                 blob = item.get("s")
-                if reverse and (pending or (isinstance(blob, bytes) and codec.needs_base(blob))):
+                if not reverse and (
+                    pending or (isinstance(blob, bytes) and codec.needs_base(blob))
+                ):
                     pending.append((number, item))
                 else:
                     yield self._decode(cls, pk, number, item, keyframes)
@@ -620,8 +631,16 @@ class EventStore:
             raise CorruptRecord(*split_pk(pk), number, f"keyframe: {e}") from e
 
     def _decode(
-        self, cls: type[R], pk: str, number: int, item: Item, keyframes: Mapping[int, Item]
+        self,
+        cls: type[R],
+        pk: str,
+        number: int,
+        item: Item,
+        keyframes: Mapping[int, Item],
+        known: Mapping[int, bytes] | None = None,
     ) -> Version[R]:
+        """Decode a version item; ``keyframes`` are keyframe items at hand, ``known`` keyframe
+        JSON already decoded. A keyframe in neither is read by key."""
         type_name, rid = split_pk(pk)
         blob = item.get("s")
         vid = item.get("id")
@@ -632,12 +651,14 @@ class EventStore:
             base = item.get("b")
             if not isinstance(base, int):
                 raise CorruptRecord(type_name, rid, number, "delta without a keyframe number")
-            keyframe = keyframes.get(base)
-            if keyframe is None:
-                keyframe = self.backend.get([(pk, keyframe_sk(base))])[0]
-            if keyframe is None:
-                raise CorruptRecord(type_name, rid, number, f"keyframe {base} is missing")
-            base_json = self._keyframe_json(pk, base, keyframe)
+            base_json = known.get(base) if known else None
+            if base_json is None:
+                keyframe = keyframes.get(base)
+                if keyframe is None:
+                    keyframe = self.backend.get([(pk, keyframe_sk(base))])[0]
+                if keyframe is None:
+                    raise CorruptRecord(type_name, rid, number, f"keyframe {base} is missing")
+                base_json = self._keyframe_json(pk, base, keyframe)
         try:
             data = codec.decode(blob, base_json, max_size=self._max_state)
             state = cls.model_validate_json(data)

@@ -46,9 +46,9 @@ from eventstore.backends.base import (
 )
 from eventstore.errors import BackendError, InvalidInput, ProjectionError
 from eventstore.indexing import IndexProjection, compute_key, index_partition, unchanged
-from eventstore.keys import HEAD_SK, keyframe_of, keyframe_sk, version_sk
+from eventstore.keys import HEAD_SK, KEYFRAME_INTERVAL, keyframe_of, keyframe_sk, version_sk
 from eventstore.querying import start_key
-from eventstore.store import KEYFRAME_INTERVAL, EventStore
+from eventstore.store import EventStore
 
 #: Heads handled per batch read (three keys each; DynamoDB's BatchGetItem takes 100 keys).
 CHUNK = 33

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 import eventstore
 from eventstore import EventStore, InvalidInput, InvalidKey, Resource, StreamNotFound, ids
 from eventstore.keys import (
+    KEYFRAME_INTERVAL,
     MAX_ID_LENGTH,
     MAX_VERSION,
     check_resource_id,
@@ -239,14 +240,19 @@ def test_check_resource_id_property(rid: str) -> None:
 @given(st.integers(0, MAX_VERSION))
 def test_sort_keys_round_trip(n: int) -> None:
     assert parse_sk(version_sk(n)) == (n, False)
-    assert parse_sk(keyframe_sk(n)) == (n, True)
+    base = keyframe_of(max(n, 1))
+    assert parse_sk(keyframe_sk(base)) == (base, True)
 
 
 @given(st.integers(1, MAX_VERSION - 1), st.integers(1, MAX_VERSION - 1))
 def test_sort_keys_order_like_numbers(a: int, b: int) -> None:
     assert (version_sk(a) < version_sk(b)) == (a < b)
-    # A keyframe sorts just before its version, and after the version before it.
-    assert version_sk(a - 1) < keyframe_sk(a) < version_sk(a) < keyframe_sk(a + 1)
+    # A group's keyframe sorts above every version of its group and below the next group, so a
+    # newest-first query meets the current keyframe, then the latest version.
+    base = keyframe_of(a)
+    last = base + KEYFRAME_INTERVAL - 1
+    assert version_sk(a) <= version_sk(last) < keyframe_sk(base) < version_sk(last + 1)
+    assert keyframe_sk(base) < keyframe_sk(base + KEYFRAME_INTERVAL)
 
 
 @pytest.mark.parametrize(
@@ -257,6 +263,7 @@ def test_sort_keys_order_like_numbers(a: int, b: int) -> None:
         "v#",
         "v#0000000001",
         "v#0000000001#x",
+        "v#0000000001#k",
         "v#000000001a#v",
         "v#00000000001#v",
         "x#0000000001#v",
