@@ -83,6 +83,11 @@ class InvalidInput(EventStoreError, ValueError):
     """An argument is out of range or malformed (a bad expected version, metadata, cursor, ...)."""
 
 
+class InvalidCursor(InvalidInput):
+    """A cursor or checkpoint was altered, belongs to another query (another projection,
+    partition, sort condition or direction) or another table, or is not one at all."""
+
+
 class InvalidState(EventStoreError, ValueError):
     """A resource state failed validation. ``errors`` is pydantic's error list."""
 

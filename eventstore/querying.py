@@ -40,7 +40,7 @@ from eventstore.backends.base import (
     SortCondition,
     index_keys,
 )
-from eventstore.errors import BackendError, InvalidInput, WrongType
+from eventstore.errors import BackendError, InvalidCursor, InvalidInput, WrongType
 from eventstore.keys import MAX_VERSION, check_resource_id, check_type_name
 from eventstore.resource import Resource, Version
 
@@ -69,11 +69,6 @@ _MAX_CURSOR_CHARS = 8192
 _BASE64URL = re.compile(r"[A-Za-z0-9_-]+")
 # A version id as the store writes it (a ULID in Crockford base32), the listing's sort key.
 _VERSION_ID = re.compile(r"[0-7][0-9A-HJKMNP-TV-Z]{25}")
-
-
-class InvalidCursor(InvalidInput):
-    """A cursor was altered, belongs to another query (another projection, partition, sort
-    condition or direction) or another table, or is not a cursor at all."""
 
 
 @dataclass(frozen=True)

@@ -147,7 +147,8 @@ class EventStore:
     """Versioned resources on a backend. Safe to share between threads.
 
     Open one with :func:`eventstore.open`. ``projections`` are written onto each stream's head in
-    the same atomic write as every new version.
+    the same atomic write as every new version. ``cursor_secret`` signs query cursors (default: a
+    random secret kept in the table, shared by every process using it).
     """
 
     def __init__(
@@ -158,12 +159,15 @@ class EventStore:
         compress_threshold: int = codec.DEFAULT_THRESHOLD,
         max_state_size: int = codec.DEFAULT_MAX_SIZE,
         keyframe_cache_bytes: int = 32 * 1024 * 1024,
+        cursor_secret: bytes | None = None,
     ) -> None:
         self.backend = backend
         self.indexes = IndexPlan(projections)
         self._threshold = compress_threshold
         self._max_state = max_state_size
         self._keyframes = _KeyframeCache(keyframe_cache_bytes)
+        if cursor_secret is not None:
+            self.set_cursor_secret(cursor_secret)
 
     # -- lifecycle -------------------------------------------------------------------------
 

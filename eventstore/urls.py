@@ -56,7 +56,14 @@ def backend_from_url(url: str, **options: Any) -> Backend:
 
 
 def open_store(
-    url: str, *, projections: Iterable[IndexProjection] = (), **options: Any
+    url: str,
+    *,
+    projections: Iterable[IndexProjection] = (),
+    cursor_secret: bytes | None = None,
+    **options: Any,
 ) -> EventStore:
-    """Open a store. See :func:`backend_from_url` for the URLs."""
-    return EventStore(backend_from_url(url, **options), projections=projections)
+    """Open a store. See :func:`backend_from_url` for the URLs; ``projections`` and
+    ``cursor_secret`` go to :class:`EventStore`, other options to the backend."""
+    return EventStore(
+        backend_from_url(url, **options), projections=projections, cursor_secret=cursor_secret
+    )
