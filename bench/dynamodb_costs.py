@@ -79,6 +79,7 @@ from simplesingletable.utils import create_standard_dynamodb_table
 
 import eventstore
 from eventstore import EventStore, Resource
+from eventstore.keys import parse_sk
 from eventstore.sizes import item_size
 
 MAX_VERSIONS = 10
@@ -619,10 +620,9 @@ def _wire(item: Any) -> dict[str, Any] | None:
 def item_kind(pk: str, sk: str) -> str:
     if sk == "h":
         return "head"
-    if sk.endswith("#k"):
-        return "keyframe"
-    if sk.endswith("#v"):
-        return "version"
+    parsed = parse_sk(sk)
+    if parsed is not None:
+        return "keyframe" if parsed[1] else "version"
     if sk == "v0":
         return "latest copy (v0)"
     if sk.startswith("v") and sk[1:].isdigit():

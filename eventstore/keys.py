@@ -17,7 +17,6 @@ pair's partition key. Inside the partition:
 from __future__ import annotations
 
 import re
-import unicodedata
 
 from eventstore.errors import InvalidKey
 
@@ -32,6 +31,8 @@ KEYFRAME_INTERVAL = 16
 
 HEAD_SK = "h"
 VERSION_PREFIX = "v#"
+# Unicode's control characters (category Cc) and lone surrogates (Cs).
+_FORBIDDEN = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 _TYPE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_.\-]{0,63}")
 
 
@@ -60,13 +61,12 @@ def check_resource_id(resource_id: object) -> str:
         raise InvalidKey(
             f"resource id is {len(resource_id)} characters, longer than {MAX_ID_LENGTH}"
         )
-    for char in resource_id:
-        category = unicodedata.category(char)
-        if category == "Cc" or category == "Cs":
-            raise InvalidKey(
-                f"resource id {resource_id!r} contains the control or surrogate character "
-                f"U+{ord(char):04X}"
-            )
+    bad = _FORBIDDEN.search(resource_id)
+    if bad is not None:
+        raise InvalidKey(
+            f"resource id {resource_id!r} contains the control or surrogate character "
+            f"U+{ord(bad.group()):04X}"
+        )
     return resource_id
 
 

@@ -40,7 +40,7 @@ from eventstore.errors import (
     InvalidInput,
     ItemTooLarge,
 )
-from eventstore.sizes import item_size
+from eventstore.sizes import item_size, surely_fits
 
 #: A page holds at most this many bytes of items, as a DynamoDB page holds at most 1 MB.
 PAGE_BYTES = 1024 * 1024
@@ -48,6 +48,10 @@ PAGE_BYTES = 1024 * 1024
 PAGE_ITEMS = 1000
 
 _INDEX_COLUMNS = [column for name in INDEXES for column in index_keys(name)]
+_REPLACE = (
+    f"INSERT OR REPLACE INTO items (pk, sk, body, {', '.join(_INDEX_COLUMNS)}) "
+    f"VALUES ({', '.join('?' * (3 + len(_INDEX_COLUMNS)))})"
+)
 
 
 @contextlib.contextmanager
@@ -254,16 +258,11 @@ class SQLiteBackend(Backend):
                     if w.condition is not None and not w.condition.holds(current):
                         raise ConditionFailed(position, current)
                     rows.append(_apply(w, current))
-                for w, row in zip(writes, rows, strict=True):
-                    if row is None:
-                        connection.execute("DELETE FROM items WHERE pk = ? AND sk = ?", w.key)
-                    else:
-                        marks = ", ".join("?" * len(row))
-                        connection.execute(
-                            f"INSERT OR REPLACE INTO items (pk, sk, body, "
-                            f"{', '.join(_INDEX_COLUMNS)}) VALUES ({marks})",
-                            row,
-                        )
+                deletes = [w.key for w, row in zip(writes, rows, strict=True) if row is None]
+                if deletes:
+                    connection.executemany("DELETE FROM items WHERE pk = ? AND sk = ?", deletes)
+                # Keys are distinct, so the order of deletes and replaces does not matter.
+                connection.executemany(_REPLACE, [row for row in rows if row is not None])
                 connection.execute("COMMIT")
             except BaseException:
                 connection.execute("ROLLBACK")
@@ -377,6 +376,8 @@ def _load(key: Key, body: bytes) -> Item:
 
 
 def _check_size(item: Item) -> None:
+    if surely_fits(item, MAX_ITEM_SIZE):
+        return
     size = item_size(item)
     if size > MAX_ITEM_SIZE:
         raise ItemTooLarge(size, MAX_ITEM_SIZE)
