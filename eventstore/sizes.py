@@ -44,21 +44,6 @@ def item_size(item: Mapping[str, Value]) -> int:
     return sum(len(name.encode("utf-8")) + value_size(value) for name, value in item.items())
 
 
-def surely_fits(item: Mapping[str, Value], limit: int) -> bool:
-    """A cheap check that an item is within ``limit`` bytes; ``False`` means "compute exactly"."""
-    # A code point takes at most 4 UTF-8 bytes and a number at most 22 bytes (38 digits).
-    bound = 0
-    for name, value in item.items():
-        bound += 4 * len(name)
-        if isinstance(value, bytes):
-            bound += len(value)
-        elif isinstance(value, str):
-            bound += 4 * len(value)
-        else:
-            bound += 22 if abs(value) < 10**38 else 4 * len(str(value))
-    return bound <= limit
-
-
 def write_units(size: int, *, transactional: bool) -> int:
     """Write capacity units one write of an item of ``size`` bytes costs (1 KB units, doubled in a
     transaction). Deletes are billed on the size of the deleted item."""

@@ -266,7 +266,7 @@ class EventStore:
 
     def _serialize(self, state: R) -> tuple[bytes, R]:
         try:
-            data = state.model_dump_json().encode("utf-8")
+            data = state.__pydantic_serializer__.to_json(state)
         except (PydanticSerializationError, ValueError, TypeError) as e:
             raise InvalidState(f"{type(state).__name__} cannot be serialised: {e}") from e
         if (b"NaN" in data or b"Infinity" in data) and _has_non_finite(data):
@@ -276,7 +276,7 @@ class EventStore:
         # Validating what will be stored proves it can be read back (and catches invalid values
         # assigned after construction).
         try:
-            clean = type(state).model_validate_json(data)
+            clean = type(state).__pydantic_validator__.validate_json(data)
         except ValidationError as e:
             raise InvalidState(
                 f"{type(state).__name__} does not validate: {e}", e.errors(include_url=False)

@@ -9,6 +9,7 @@ holding the write lock, so concurrent threads and processes see all of a batch o
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import sqlite3
 import threading
@@ -40,7 +41,7 @@ from eventstore.errors import (
     InvalidInput,
     ItemTooLarge,
 )
-from eventstore.sizes import item_size, surely_fits
+from eventstore.sizes import item_size
 
 #: A page holds at most this many bytes of items, as a DynamoDB page holds at most 1 MB.
 PAGE_BYTES = 1024 * 1024
@@ -48,9 +49,13 @@ PAGE_BYTES = 1024 * 1024
 PAGE_ITEMS = 1000
 
 _INDEX_COLUMNS = [column for name in INDEXES for column in index_keys(name)]
+# An upsert rather than INSERT OR REPLACE: updating a row in place leaves the index entries of
+# unchanged index columns alone (a head keeps its listing key on every append).
 _REPLACE = (
-    f"INSERT OR REPLACE INTO items (pk, sk, body, {', '.join(_INDEX_COLUMNS)}) "
-    f"VALUES ({', '.join('?' * (3 + len(_INDEX_COLUMNS)))})"
+    f"INSERT INTO items (pk, sk, body, {', '.join(_INDEX_COLUMNS)}) "
+    f"VALUES ({', '.join('?' * (3 + len(_INDEX_COLUMNS)))}) "
+    f"ON CONFLICT (pk, sk) DO UPDATE SET body = excluded.body, "
+    + ", ".join(f"{column} = excluded.{column}" for column in _INDEX_COLUMNS)
 )
 
 
@@ -71,78 +76,40 @@ def translate_errors() -> Iterator[None]:
 
 
 # -- item encoding ---------------------------------------------------------------------------
-# A compact tagged format: for each attribute, its name, a type tag and the value. Bytes stay
-# bytes (no base64), so a stored item takes about what DynamoDB would bill.
+# A row's body: 4 bytes giving the length of a JSON header, the header, then the raw bytes of the
+# binary attributes. The header is ``[{name: value} for text, numbers and booleans,
+# [[name, length] for binary values]]``. Binary values stay bytes (no base64), so a stored item
+# takes about what DynamoDB would bill, and both directions run in C (json).
 
 
-def _varint(n: int, out: bytearray) -> None:
-    while True:
-        byte = n & 0x7F
-        n >>= 7
-        if n:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return
+_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+_NO_INDEX = (None,) * len(_INDEX_COLUMNS)
 
 
 def encode_item(item: Item) -> bytes:
-    out = bytearray()
+    plain: dict[str, Value] = {}
+    binary: list[tuple[str, int]] = []
+    blobs: list[bytes] = []
     for name, value in item.items():
-        raw_name = name.encode("utf-8")
-        _varint(len(raw_name), out)
-        out += raw_name
-        if isinstance(value, bool):
-            out += b"T" if value else b"F"
-            continue
-        if isinstance(value, int):
-            tag, raw = b"N", str(value).encode("ascii")
-        elif isinstance(value, str):
-            tag, raw = b"S", value.encode("utf-8")
+        if isinstance(value, bytes):
+            binary.append((name, len(value)))
+            blobs.append(value)
         else:
-            tag, raw = b"B", bytes(value)
-        out += tag
-        _varint(len(raw), out)
-        out += raw
-    return bytes(out)
+            plain[name] = value
+    header = _JSON.encode([plain, binary]).encode()
+    return b"".join([len(header).to_bytes(4, "big"), header, *blobs])
 
 
 def decode_item(data: bytes) -> Item:
-    item: Item = {}
-    view = memoryview(data)
-    pos = 0
-
-    def varint() -> int:
-        nonlocal pos
-        shift = result = 0
-        while True:
-            byte = view[pos]
-            pos += 1
-            result |= (byte & 0x7F) << shift
-            if not byte & 0x80:
-                return result
-            shift += 7
-
-    while pos < len(view):
-        length = varint()
-        name = bytes(view[pos : pos + length]).decode("utf-8")
-        pos += length
-        tag = view[pos : pos + 1].tobytes()
-        pos += 1
-        if tag in (b"T", b"F"):
-            item[name] = tag == b"T"
-            continue
-        length = varint()
-        raw = bytes(view[pos : pos + length])
-        pos += length
-        if tag == b"N":
-            item[name] = int(raw)
-        elif tag == b"S":
-            item[name] = raw.decode("utf-8")
-        elif tag == b"B":
-            item[name] = raw
-        else:
-            raise BackendError(f"stored item has unknown type tag {tag!r}")
+    size = int.from_bytes(data[:4], "big")
+    plain, binary = json.loads(data[4 : 4 + size])
+    item: Item = dict(plain)
+    position = 4 + size
+    for name, length in binary:
+        item[name] = data[position : position + length]
+        position += length
+    if position != len(data) or len(data) < 4:
+        raise ValueError("row body length does not match its header")
     return item
 
 
@@ -243,22 +210,23 @@ class SQLiteBackend(Backend):
         keys = [w.key for w in writes]
         if len(set(keys)) != len(keys):
             raise InvalidInput("a write batch may touch each key once")
-        for w in writes:
-            if isinstance(w, Put):
-                _check_size(w.item)
+        # Rows of puts are built (and their sizes checked) before taking the write lock.
+        rows: list[tuple[Any, ...] | None] = [
+            _row(w.item) if isinstance(w, Put) else None for w in writes
+        ]
         with self._use() as connection:
             connection.execute("BEGIN IMMEDIATE")
             try:
-                rows: list[tuple[Any, ...] | None] = []
                 for position, w in enumerate(writes):
-                    current = None
                     # Unconditional puts and deletes do not depend on what is there.
-                    if w.condition is not None or isinstance(w, Update):
-                        current = self._get_one(connection, w.key)
+                    if w.condition is None and not isinstance(w, Update):
+                        continue
+                    current = self._get_one(connection, w.key)
                     if w.condition is not None and not w.condition.holds(current):
                         raise ConditionFailed(position, current)
-                    rows.append(_apply(w, current))
-                deletes = [w.key for w, row in zip(writes, rows, strict=True) if row is None]
+                    if isinstance(w, Update):
+                        rows[position] = _row(_updated(w, current))
+                deletes = [w.key for w in writes if isinstance(w, Delete)]
                 if deletes:
                     connection.executemany("DELETE FROM items WHERE pk = ? AND sk = ?", deletes)
                 # Keys are distinct, so the order of deletes and replaces does not matter.
@@ -375,29 +343,34 @@ def _load(key: Key, body: bytes) -> Item:
     return item
 
 
-def _check_size(item: Item) -> None:
-    if surely_fits(item, MAX_ITEM_SIZE):
+def _check_size(item: Item, body: bytes) -> None:
+    # The body is never smaller than DynamoDB's count of the non-key attributes, but for up to 2
+    # bytes per number; the keys count at most 4 bytes per character. Exact only near the limit.
+    bound = len(body) + 4 * (len(str(item["pk"])) + len(str(item["sk"]))) + 2 * len(item)
+    if bound <= MAX_ITEM_SIZE:
         return
     size = item_size(item)
     if size > MAX_ITEM_SIZE:
         raise ItemTooLarge(size, MAX_ITEM_SIZE)
 
 
-def _apply(w: Write, current: Item | None) -> tuple[Any, ...] | None:
-    """The row a write leaves under its key (``None``: no row)."""
-    if isinstance(w, Delete):
-        return None
-    if isinstance(w, Put):
-        item = dict(w.item)
-    else:
-        item = dict(current) if current is not None else {"pk": w.key[0], "sk": w.key[1]}
-        item.update(w.set)
-        for name in w.remove:
-            item.pop(name, None)
-        _check_size(item)
-    body = {name: value for name, value in item.items() if name not in ("pk", "sk")}
+def _updated(w: Update, current: Item | None) -> Item:
+    """The item an update leaves under its key."""
+    item: Item = dict(current) if current is not None else {"pk": w.key[0], "sk": w.key[1]}
+    item.update(w.set)
+    for name in w.remove:
+        item.pop(name, None)
+    return item
+
+
+def _row(item: Item) -> tuple[Any, ...]:
+    """The SQL row of an item; :class:`ItemTooLarge` if it passes DynamoDB's limit."""
+    body = encode_item({name: value for name, value in item.items() if name not in ("pk", "sk")})
+    _check_size(item, body)
+    if not any(name.startswith("gsi") for name in item):
+        return (item["pk"], item["sk"], body, *_NO_INDEX)
     index_values = [_index_value(item.get(column)) for column in _INDEX_COLUMNS]
-    return (item["pk"], item["sk"], encode_item(body), *index_values)
+    return (item["pk"], item["sk"], body, *index_values)
 
 
 def _index_value(value: Value | None) -> str | None:
