@@ -26,9 +26,9 @@ import json
 import re
 import secrets
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Generic, Literal, TypeVar
+from typing import Any, Generic, Literal, TypedDict, TypeVar
 
 from eventstore.backends.base import (
     Backend,
@@ -124,30 +124,33 @@ def check_flag(what: str, value: object) -> bool:
     return value
 
 
-def sort_condition(
-    *,
-    equals: str | None = None,
-    begins_with: str | None = None,
-    between: tuple[str, str] | None = None,
-    lt: str | None = None,
-    lte: str | None = None,
-    gt: str | None = None,
-    gte: str | None = None,
-) -> SortCondition | None:
+class SortKey(TypedDict, total=False):
+    """The sort-key conditions a query takes as keyword arguments; at most one per query."""
+
+    equals: str
+    begins_with: str
+    between: tuple[str, str]
+    lt: str
+    lte: str
+    gt: str
+    gte: str
+
+
+class QueryOptions(SortKey, total=False):
+    """Keyword arguments of :meth:`EventStore.query` besides the projection and partition."""
+
+    reverse: bool
+    limit: int
+    cursor: str | None
+    consistent: bool
+
+
+def sort_condition(conditions: Mapping[str, object]) -> SortCondition | None:
     """The one sort-key condition of a query (DynamoDB allows one per query), or ``None``."""
-    given: list[tuple[str, object]] = [
-        (name, value)
-        for name, value in (
-            ("equals", equals),
-            ("begins_with", begins_with),
-            ("between", between),
-            ("lt", lt),
-            ("lte", lte),
-            ("gt", gt),
-            ("gte", gte),
-        )
-        if value is not None
-    ]
+    unknown = set(conditions) - set(SortKey.__annotations__)
+    if unknown:
+        raise InvalidInput(f"unknown query option(s): {', '.join(sorted(unknown))}")
+    given = [(name, value) for name, value in conditions.items() if value is not None]
     if not given:
         return None
     if len(given) > 1:

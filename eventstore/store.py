@@ -14,6 +14,7 @@ from typing import Any, Final, TypeVar, cast
 
 from pydantic import ValidationError
 from pydantic_core import PydanticSerializationError
+from typing_extensions import Unpack
 
 from eventstore import codec
 from eventstore.backends.base import (
@@ -66,6 +67,7 @@ from eventstore.querying import (
     QueryPage,
     ReplayPage,
     ReplayPosition,
+    SortKey,
     check_flag,
     check_limit,
     check_part,
@@ -710,17 +712,11 @@ class EventStore:
         projection: type[Any] | IndexProjection,
         partition: str,
         *,
-        equals: str | None = None,
-        begins_with: str | None = None,
-        between: tuple[str, str] | None = None,
-        lt: str | None = None,
-        lte: str | None = None,
-        gt: str | None = None,
-        gte: str | None = None,
         reverse: bool = False,
         limit: int = 50,
         cursor: str | None = None,
         consistent: bool = False,
+        **sort: Unpack[SortKey],
     ) -> QueryPage[Any]:
         """One page of the resources a projection puts in ``partition``, in sort-key order
         (``reverse``: descending), as their latest versions.
@@ -740,15 +736,7 @@ class EventStore:
         declared = self._declared_projection(projection)
         type_name = declared.resource_class.resource_type
         value = check_part("partition", partition)
-        sk = sort_condition(
-            equals=equals,
-            begins_with=begins_with,
-            between=between,
-            lt=lt,
-            lte=lte,
-            gt=gt,
-            gte=gte,
-        )
+        sk = sort_condition(sort)
         backwards = check_flag("reverse", reverse)
         context = query_context(
             "query", type_name, declared.name, declared.index, value, sk, backwards

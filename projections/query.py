@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from eventstore.querying import QueryPage
+from typing_extensions import Unpack
+
+from eventstore.querying import QueryOptions, QueryPage, SortKey
 from eventstore.resource import Version
 from eventstore.store import EventStore
 from projections.projection import Projection, R
@@ -14,35 +16,10 @@ def query(
     store: EventStore,
     projection: type[Projection[R]] | Projection[R],
     partition: str,
-    *,
-    equals: str | None = None,
-    begins_with: str | None = None,
-    between: tuple[str, str] | None = None,
-    lt: str | None = None,
-    lte: str | None = None,
-    gt: str | None = None,
-    gte: str | None = None,
-    reverse: bool = False,
-    limit: int = 50,
-    cursor: str | None = None,
-    consistent: bool = False,
+    **options: Unpack[QueryOptions],
 ) -> QueryPage[R]:
     """:meth:`EventStore.query`, typed by the projection's resource class."""
-    return store.query(
-        projection,
-        partition,
-        equals=equals,
-        begins_with=begins_with,
-        between=between,
-        lt=lt,
-        lte=lte,
-        gt=gt,
-        gte=gte,
-        reverse=reverse,
-        limit=limit,
-        cursor=cursor,
-        consistent=consistent,
-    )
+    return store.query(projection, partition, **options)
 
 
 def query_all(
@@ -50,32 +27,15 @@ def query_all(
     projection: type[Projection[R]] | Projection[R],
     partition: str,
     *,
-    equals: str | None = None,
-    begins_with: str | None = None,
-    between: tuple[str, str] | None = None,
-    lt: str | None = None,
-    lte: str | None = None,
-    gt: str | None = None,
-    gte: str | None = None,
     reverse: bool = False,
     page_size: int = 100,
+    **sort: Unpack[SortKey],
 ) -> Iterator[Version[R]]:
     """Every item of a query, page after page, lazily."""
     cursor: str | None = None
     while True:
         page: QueryPage[R] = store.query(
-            projection,
-            partition,
-            equals=equals,
-            begins_with=begins_with,
-            between=between,
-            lt=lt,
-            lte=lte,
-            gt=gt,
-            gte=gte,
-            reverse=reverse,
-            limit=page_size,
-            cursor=cursor,
+            projection, partition, reverse=reverse, limit=page_size, cursor=cursor, **sort
         )
         yield from page.items
         if page.cursor is None:
