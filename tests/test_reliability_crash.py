@@ -27,10 +27,10 @@ from typing import Any
 import pytest
 
 import eventstore
-from eventstore.backends.base import Item
-from eventstore.keys import HEAD_SK, parse_sk, stream_pk
+from eventstore.keys import stream_pk
 from tests.crash_writer import crash_stream_ids
 from tests.faults import report, scaled
+from tests.invariants import check_stream
 
 WRITER = Path(__file__).with_name("crash_writer.py")
 KILLS = scaled(25, 300)
@@ -76,17 +76,6 @@ class Child:
         return records, err
 
 
-def partition(store: eventstore.EventStore, pk: str) -> list[Item]:
-    items: list[Item] = []
-    start: Item | None = None
-    while True:
-        page = store.backend.query(pk, start=start)
-        items += page.items
-        if page.last_key is None:
-            return items
-        start = page.last_key
-
-
 def audit(
     db: Path,
     acked: dict[str, dict[int, tuple[str, str]]],
@@ -101,34 +90,18 @@ def audit(
     try:
         for cls, rid in crash_stream_ids(run):
             pk = stream_pk(cls.resource_type, rid)
-            items = partition(store, pk)
             mine = acked.get(pk, {})
-            if not items:
+            found = check_stream(store, cls, rid)
+            if found is None:
                 if mine:
                     problems.append(f"{pk}: stream lost, {len(mine)} versions acknowledged")
                 continue
-            heads = [i for i in items if i["sk"] == HEAD_SK]
-            numbers = sorted(
-                p[0] for i in items if (p := parse_sk(str(i["sk"]))) is not None and not p[1]
-            )
-            ids = {
-                p[0]: i["id"]
-                for i in items
-                if (p := parse_sk(str(i["sk"]))) is not None and not p[1]
-            }
-            if len(heads) != 1 or not numbers:
-                problems.append(f"{pk}: {len(heads)} heads, {len(numbers)} versions")
+            problems += found.problems
+            if found.head is None:
                 continue
-            head = heads[0]
-            if numbers != list(range(numbers[0], numbers[-1] + 1)):
-                problems.append(f"{pk}: gap in {numbers}")
-            if head["v"] != numbers[-1] or head["id"] != ids[numbers[-1]]:
-                problems.append(f"{pk}: head v{head['v']} {head['id']}, newest v{numbers[-1]}")
-            if head["lo"] != numbers[0]:
-                problems.append(f"{pk}: head lo {head['lo']}, oldest v{numbers[0]}")
+            numbers = found.numbers
+            ids = {number: item["id"] for number, item in found.versions.items()}
             limit = cls.max_versions
-            if limit is not None and len(numbers) > limit:
-                problems.append(f"{pk}: {len(numbers)} versions kept, max {limit}")
             for number, (vid, _) in mine.items():
                 if number < numbers[0] and limit is not None:
                     continue  # trimmed, as promised

@@ -40,10 +40,11 @@ from eventstore import (
     VersionNotFound,
 )
 from eventstore.backends.base import Item
-from eventstore.keys import HEAD_SK, parse_sk, stream_pk
+from eventstore.keys import stream_pk
 from projections import Projection, rebuild
 from tests.conftest import DYNAMODB_ENDPOINT, dynamodb_url, new_table_name
 from tests.faults import FaultInjector, report, scaled
+from tests.invariants import check_stream
 
 pytestmark = [
     pytest.mark.dynamodb,
@@ -346,17 +347,6 @@ ACTIONS: dict[str, Callable[[Run, EventStore, Stream, int], None]] = {
 # -- the audit, with a store that has no faults ------------------------------------------------
 
 
-def partition(store: EventStore, pk: str) -> list[Item]:
-    items: list[Item] = []
-    start: Item | None = None
-    while True:
-        page = store.backend.query(pk, start=start)
-        items += page.items
-        if page.last_key is None:
-            return items
-        start = page.last_key
-
-
 def audit(run: Run, clean: EventStore, projections: list[Projection[Any]]) -> dict[str, int]:
     """Check every stream against the ledger; return figures."""
     problems = run.problems
@@ -366,36 +356,15 @@ def audit(run: Run, clean: EventStore, projections: list[Projection[Any]]) -> di
         if s.known == 0 and not s.acked:
             continue
         pk = stream_pk(s.cls.resource_type, s.rid)
-        items = partition(clean, pk)
-        heads = [i for i in items if i["sk"] == HEAD_SK]
-        versions: dict[int, Item] = {}
-        for item in items:
-            parsed = parse_sk(str(item["sk"]))
-            if parsed is not None and not parsed[1]:
-                versions[parsed[0]] = item
-        if len(heads) != 1:
-            problems.append(f"{pk}: {len(heads)} heads")
+        found = check_stream(clean, s.cls, s.rid)
+        if found is None:
+            problems.append(f"{pk}: no items, {len(s.acked)} versions acknowledged")
             continue
-        head = heads[0]
-        top, lo = head["v"], head["lo"]
-        if not versions:
-            problems.append(f"{pk}: head at v{top} but no versions")
+        problems += found.problems
+        if found.head is None:
             continue
-        numbers = sorted(versions)
-        if numbers != list(range(numbers[0], numbers[-1] + 1)):
-            problems.append(f"{pk}: versions not gapless: {numbers}")
-        if numbers[-1] != top or head["id"] != versions[numbers[-1]]["id"]:
-            problems.append(
-                f"{pk}: head v{top} {head['id']} vs newest v{numbers[-1]} "
-                f"{versions[numbers[-1]]['id']}"
-            )
-        if numbers[0] != lo:
-            problems.append(f"{pk}: head lo {lo} but oldest stored version {numbers[0]}")
+        head, versions, numbers = found.head, found.versions, found.numbers
         limit = s.cls.max_versions
-        if limit is not None and len(numbers) > limit:
-            problems.append(f"{pk}: {len(numbers)} versions kept, max_versions {limit}")
-        if limit is None and numbers[0] != 1:
-            problems.append(f"{pk}: untrimmed stream starts at v{numbers[0]}")
         # Every acknowledged version is there, under its id (or trimmed, below lo).
         for number, (_, vid) in s.acked.items():
             figures["acknowledged"] += 1
