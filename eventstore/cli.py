@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from importlib.metadata import entry_points
 
 from eventstore.errors import EventStoreError
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
-    if args and args[0] == "rebuild":
-        # The projections package owns rebuilding; eventstore only routes to it.
-        from projections.cli import rebuild_main
-
-        return rebuild_main(args[1:])
+    plugins = {entry.name: entry for entry in entry_points(group="eventstore.commands")}
+    if args and args[0] in plugins:
+        # Subcommands registered by other packages (projections registers ``rebuild``) are
+        # found by entry point, so eventstore never imports them.
+        command: Callable[[list[str]], int] = plugins[args[0]].load()
+        return command(args[1:])
     parser = argparse.ArgumentParser(
         prog="eventstore", description="Versioned resources on DynamoDB or SQLite."
     )
@@ -26,7 +28,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     create = commands.add_parser("create-table", help="create the table and its indexes")
     create.add_argument("url", help="store URL, e.g. dynamodb://my-table?region=eu-west-1")
-    commands.add_parser("rebuild", help="recompute a projection's index keys (see rebuild --help)")
+    for name in sorted(plugins):
+        commands.add_parser(name, help=f"see {name} --help")
     parsed = parser.parse_args(args)
     try:
         if parsed.command == "demo":

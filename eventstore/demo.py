@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from decimal import Decimal
 
-from eventstore import ANY, ConcurrencyError, Resource, VersionNotFound
+from eventstore import ANY, ConcurrencyError, Resource, VersionNotFound, records
 from eventstore.sizes import item_size
 from eventstore.urls import open_store
 
@@ -146,13 +146,14 @@ def run(path: str) -> None:
             )
         codecs = {0: "raw JSON", 1: "zstd", 2: "zstd delta vs keyframe", 3: "same as keyframe"}
         sizes = [
-            (str(item["sk"]), item_size(item), item.get("s", b""))
-            for item in store.backend.query(f"DemoOrder#{big.resource_id}").items
+            (stored, item_size(stored), stored.get(records.STATE, b""))
+            for stored in store.backend.query(f"DemoOrder#{big.resource_id}").items
         ]
         json_size = len(big.state.model_dump_json())
         say(f"   an order of {json_size} bytes of JSON is stored as:")
-        for sk, size, blob in sizes:
-            kind = "head" if sk == "h" else ("keyframe, " if sk.endswith("k") else "version, ")
+        for stored, size, blob in sizes:
+            sk, position = str(stored[records.SK]), records.sort_position(stored)
+            kind = "head" if position is None else ("keyframe, " if position[1] else "version, ")
             if isinstance(blob, bytes) and blob:
                 kind += codecs[blob[0]]
             say(f"     {sk:<16} {size:>5} bytes  {kind}")

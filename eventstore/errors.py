@@ -28,8 +28,52 @@ class ConcurrencyError(EventStoreError):
         self.resource_id = resource_id
         self.expected = expected
         self.actual = actual
-        super().__init__(
+        message = (
             f"{resource_type} {resource_id!r}: expected version {expected}, stream is at {actual}"
+        )
+        if str(expected) == "NO_STREAM" and actual > 0:
+            message += (
+                f"; to append to an existing stream pass expected_version={actual} "
+                "(or ANY to skip the check)"
+            )
+        super().__init__(message)
+
+
+class ContentionError(ConcurrencyError):
+    """An ``expected_version=ANY`` append kept losing races with other writers of the stream for
+    its whole time budget (``attempts`` tries in ``elapsed`` seconds). Nothing was written."""
+
+    def __init__(
+        self,
+        resource_type: str,
+        resource_id: str,
+        expected: object,
+        actual: int,
+        *,
+        attempts: int,
+        elapsed: float,
+    ) -> None:
+        super().__init__(resource_type, resource_id, expected, actual)
+        self.attempts = attempts
+        self.elapsed = elapsed
+        self.args = (
+            f"{resource_type} {resource_id!r}: an append with expected_version={expected} lost "
+            f"to other writers {attempts} times in {elapsed:.1f} s (contention); the stream is "
+            f"at {actual}",
+        )
+
+
+class DuplicateResourceType(EventStoreError, TypeError):
+    """Two different Resource classes claim one ``resource_type`` (its name is part of the stored
+    keys, so the second would read the first's streams)."""
+
+    def __init__(self, type_name: str, taken_by: str, claimed_by: str) -> None:
+        self.type_name = type_name
+        self.taken_by = taken_by
+        self.claimed_by = claimed_by
+        super().__init__(
+            f"resource_type {type_name!r} is taken by {taken_by}; {claimed_by} cannot use it "
+            "(set a different resource_type on one of them)"
         )
 
 

@@ -1,47 +1,21 @@
-"""Pieces of the store's queries and replay: result pages, sort-key conditions, signed cursors and
-replay checkpoints.
+"""The store's queries and listings: result pages, argument checks, sort-key conditions, and
+running one page of a query over an index (cursors are signed in ``cursors``).
 
-The store's ``query``/``list_resources``/``replay_pages`` use these; nothing here knows the
-``projections`` package.
-
-Cursors are opaque to callers and signed: HMAC-SHA256 (truncated to 128 bits) over the query they
-belong to (kind, type, projection, index, partition, sort condition, direction) and the position
-they resume from. A cursor that was altered, or is handed to another query, is refused with
-:class:`InvalidCursor`. The key is, by default, a random secret kept in the table itself (item
-``pk="_secret", sk="cursor"``, made on first use with a conditional write), so every process and
-every Lambda instance that uses the table accepts the cursors of the others without configuration.
-Anyone who can read the table can read that secret: cursors protect positions from clients, they
-are not access tokens. :meth:`EventStore.set_cursor_secret` replaces it with your own.
-
-Items whose ``pk`` starts with ``_`` belong to the library (the cursor secret, checkpoints). Stream
-partition keys start with a type name, which starts with a letter, so the two never meet.
+Nothing here knows the ``projections`` package.
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import json
-import re
-import secrets
-import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, Literal, TypedDict, TypeVar
 
-from eventstore.backends.base import (
-    Backend,
-    Condition,
-    ConditionFailed,
-    Item,
-    Key,
-    Put,
-    SortCondition,
-    index_keys,
-)
-from eventstore.errors import BackendError, InvalidCursor, InvalidInput, WrongType
-from eventstore.keys import MAX_VERSION, check_resource_id, check_type_name
+from eventstore import records
+from eventstore.backends.base import Item, SortCondition, index_keys
+from eventstore.cursors import CursorSigner
+from eventstore.errors import BackendError, InvalidInput, WrongType
+from eventstore.reading import Reader
 from eventstore.resource import Resource, Version
 
 R = TypeVar("R", bound=Resource)
@@ -50,11 +24,6 @@ R = TypeVar("R", bound=Resource)
 MAX_LIMIT = 1000
 #: Longest partition or sort-key value a query accepts (the longest a projection may write).
 MAX_QUERY_PART = 512
-#: Library items have a partition key starting with this; stream keys never do.
-RESERVED_PREFIX = "_"
-#: Where the table's own cursor secret lives.
-SECRET_KEY: Key = ("_secret", "cursor")
-
 _OPS: dict[str, Literal["=", "<", "<=", ">", ">=", "begins_with"]] = {
     "equals": "=",
     "begins_with": "begins_with",
@@ -63,12 +32,6 @@ _OPS: dict[str, Literal["=", "<", "<=", ">", ">=", "begins_with"]] = {
     "gt": ">",
     "gte": ">=",
 }
-_CURSOR_FORMAT = 1
-_MAC_BYTES = 16
-_MAX_CURSOR_CHARS = 8192
-_BASE64URL = re.compile(r"[A-Za-z0-9_-]+")
-# A version id as the store writes it (a ULID in Crockford base32), the listing's sort key.
-_VERSION_ID = re.compile(r"[0-7][0-9A-HJKMNP-TV-Z]{25}")
 
 
 @dataclass(frozen=True)
@@ -89,10 +52,13 @@ class QueryPage(Generic[R]):
 @dataclass(frozen=True)
 class ReplayPage:
     """Consecutive versions of a replay and the checkpoint right after the last of them: pass
-    ``checkpoint`` as ``after=`` to continue with the version that follows."""
+    ``checkpoint`` as ``after=`` to continue with the version that follows. ``skipped`` counts
+    the versions this page passed over because another writer trimmed them while they were
+    being read."""
 
     items: list[Version[Any]]
     checkpoint: str
+    skipped: int = 0
 
 
 # -- arguments -------------------------------------------------------------------------------
@@ -187,159 +153,42 @@ def query_context(
 def start_key(item: Item, index: str | None) -> Item:
     """The continuation key right after ``item`` in a query of ``index`` (the table key plus the
     index key), the same shape a backend returns as ``last_key``."""
-    names = ["pk", "sk"] if index is None else ["pk", "sk", *index_keys(index)]
+    names = (
+        [records.PK, records.SK] if index is None else [records.PK, records.SK, *index_keys(index)]
+    )
     try:
         return {name: item[name] for name in names}
     except KeyError as e:
-        raise BackendError(f"index item {item.get('pk')!r} lacks key attribute {e}") from None
+        raise BackendError(f"index item {item.get(records.PK)!r} lacks key attribute {e}") from None
 
 
-# -- cursors ---------------------------------------------------------------------------------
-
-
-def _b64encode(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-def _b64decode(text: str) -> bytes:
-    if not _BASE64URL.fullmatch(text):
-        raise ValueError("not base64url")
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
-def _key_ok(value: object) -> bool:
-    return isinstance(value, dict) and all(
-        isinstance(name, str)
-        and (isinstance(part, str) or (isinstance(part, int) and not isinstance(part, bool)))
-        for name, part in value.items()
+def query_page(
+    reader: Reader,
+    signer: CursorSigner,
+    cls: type[R],
+    index: str,
+    index_pk: str,
+    *,
+    sk: SortCondition | None,
+    reverse: bool,
+    limit: int,
+    cursor: str | None,
+    consistent: bool,
+    context: bytes,
+) -> QueryPage[R]:
+    """One page of an index query, as the latest versions its entries name."""
+    size = check_limit(limit)
+    check_flag("consistent", consistent)
+    start = None if cursor is None else signer.verify(context, cursor)
+    # One item more than asked tells whether a next page exists, so that a cursor is only
+    # handed out when there is something after it.
+    page = reader.backend.query(
+        index_pk, sk=sk, index=index, forward=not reverse, limit=size + 1, start=start
     )
-
-
-class CursorSigner:
-    """Signs and checks cursors with a secret: the one given, or the table's own (read, or made,
-    on first use and then kept)."""
-
-    def __init__(self, backend: Backend, secret: bytes | None = None) -> None:
-        if secret is not None and (not isinstance(secret, bytes) or len(secret) < 16):
-            raise InvalidInput("a cursor secret must be bytes, at least 16 of them")
-        self._backend = backend
-        self._secret = secret
-        self._lock = threading.Lock()
-
-    def _key(self) -> bytes:
-        with self._lock:
-            if self._secret is None:
-                self._secret = table_secret(self._backend)
-            return self._secret
-
-    def _mac(self, context: bytes, payload: bytes) -> bytes:
-        message = bytes([_CURSOR_FORMAT]) + context + b"\0" + payload
-        return hmac.new(self._key(), message, hashlib.sha256).digest()[:_MAC_BYTES]
-
-    def sign(self, context: bytes, position: Item) -> str:
-        if not _key_ok(position):
-            raise BackendError(f"cannot make a cursor of the key {position!r}")
-        payload = json.dumps(
-            position, sort_keys=True, ensure_ascii=False, separators=(",", ":")
-        ).encode("utf-8")
-        return _b64encode(bytes([_CURSOR_FORMAT]) + self._mac(context, payload) + payload)
-
-    def verify(self, context: bytes, cursor: object) -> Item:
-        """The position a cursor resumes from; :class:`InvalidCursor` unless it was signed with
-        this secret for this very query."""
-        if not isinstance(cursor, str) or not 0 < len(cursor) <= _MAX_CURSOR_CHARS:
-            raise InvalidCursor("not a cursor: cursors are the strings query pages return")
-        try:
-            raw = _b64decode(cursor)
-        except ValueError:
-            raise InvalidCursor("not a cursor: it is not base64url text") from None
-        if len(raw) <= 1 + _MAC_BYTES or raw[0] != _CURSOR_FORMAT:
-            raise InvalidCursor("not a cursor, or one from another version of the library")
-        mac, payload = raw[1 : 1 + _MAC_BYTES], raw[1 + _MAC_BYTES :]
-        if not hmac.compare_digest(mac, self._mac(context, payload)):
-            raise InvalidCursor(
-                "cursor does not match this query (altered, or made by another query or table)"
-            )
-        try:
-            position = json.loads(payload)
-        except ValueError:
-            raise InvalidCursor("cursor payload is not readable") from None
-        if not _key_ok(position) or "pk" not in position or "sk" not in position:
-            raise InvalidCursor("cursor payload is not a key")
-        return dict(position)
-
-
-def table_secret(backend: Backend) -> bytes:
-    """The table's cursor secret, made with a conditional write if it does not exist yet (when two
-    processes race, both end up with the one that was written first)."""
-    item = backend.get([SECRET_KEY])[0]
-    if item is None:
-        fresh = secrets.token_bytes(32)
-        try:
-            backend.write(
-                [
-                    Put(
-                        {"pk": SECRET_KEY[0], "sk": SECRET_KEY[1], "k": fresh},
-                        Condition(exists=False),
-                    )
-                ]
-            )
-            return fresh
-        except ConditionFailed as e:
-            item = e.item if e.item is not None else backend.get([SECRET_KEY])[0]
-    value = item.get("k") if item is not None else None
-    if not isinstance(value, bytes) or len(value) < 16:
-        raise BackendError("the table's cursor secret item (_secret/cursor) is damaged")
-    return value
-
-
-# -- replay checkpoints ----------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ReplayPosition:
-    """Where a replay stopped: after ``version`` of stream ``pk`` (of ``type_name``), whose place
-    in the creation-order listing is ``listed`` (its ``gsi0sk``)."""
-
-    type_name: str
-    listed: str
-    pk: str
-    version: int
-
-    def encode(self) -> str:
-        text = json.dumps(
-            [1, self.type_name, self.listed, self.pk, self.version],
-            ensure_ascii=False,
-            separators=(",", ":"),
-        )
-        return _b64encode(text.encode("utf-8"))
-
-    @classmethod
-    def decode(cls, token: object) -> ReplayPosition:
-        """Parse a checkpoint; :class:`InvalidInput` if it is not one."""
-        if not isinstance(token, str) or not 0 < len(token) <= _MAX_CURSOR_CHARS:
-            raise InvalidInput("a replay checkpoint is a str returned by replay_pages()")
-        try:
-            parts = json.loads(_b64decode(token))
-        except ValueError:
-            raise InvalidInput("not a replay checkpoint") from None
-        if (
-            not isinstance(parts, list)
-            or len(parts) != 5
-            or parts[0] != 1
-            or not all(isinstance(p, str) for p in parts[1:4])
-            or isinstance(parts[4], bool)
-            or not isinstance(parts[4], int)
-            or parts[4] < 0
-            or parts[4] > MAX_VERSION
-            or not _VERSION_ID.fullmatch(parts[2])
-            or not parts[3].startswith(f"{parts[1]}#")
-        ):
-            raise InvalidInput("not a replay checkpoint")
-        # The parts become keys of a query: they must be keys the store could have made.
-        try:
-            check_type_name(parts[1])
-            check_resource_id(parts[3][len(parts[1]) + 1 :])
-        except ValueError:
-            raise InvalidInput("not a replay checkpoint") from None
-        return cls(parts[1], parts[2], parts[3], parts[4])
+    heads = page.items
+    after: Item | None = page.last_key
+    if len(heads) > size:
+        heads = heads[:size]
+        after = start_key(heads[-1], index)
+    versions = reader.named_by(cls, heads, consistent=consistent)
+    return QueryPage(versions, None if after is None else signer.sign(context, after))

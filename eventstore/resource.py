@@ -3,6 +3,7 @@ store returns)."""
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -10,7 +11,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
-from eventstore.errors import InvalidInput, WrongType
+from eventstore.errors import DuplicateResourceType, InvalidInput, WrongType
 from eventstore.keys import check_type_name
 
 _registry: dict[str, type[Resource]] = {}
@@ -53,8 +54,15 @@ class Resource(BaseModel):
             isinstance(limit, bool) or not isinstance(limit, int) or limit < 1
         ):
             raise InvalidInput(f"{cls.__name__}.max_versions must be a positive int or None")
-        # Last definition wins, so redefining a class in a notebook or a test works.
+        taken = _registry.get(cls.resource_type)
+        if taken is not None and _identity(taken) != _identity(cls):
+            raise DuplicateResourceType(cls.resource_type, _identity(taken), _identity(cls))
+        # Redefining the same class (a notebook cell run again, a reloaded module) replaces it.
         _registry[cls.resource_type] = cls
+
+
+def _identity(cls: type) -> str:
+    return f"{cls.__module__}.{cls.__qualname__}"
 
 
 def resource_class(type_name: str) -> type[Resource] | None:
@@ -63,6 +71,11 @@ def resource_class(type_name: str) -> type[Resource] | None:
 
 
 R = TypeVar("R", bound=Resource)
+
+
+def registered_types() -> list[type[Resource]]:
+    """Every Resource subclass defined in this process, by type name."""
+    return [_registry[name] for name in sorted(_registry)]
 
 
 def check_resource_class(cls: type[R]) -> type[R]:
@@ -78,7 +91,8 @@ class Version(Generic[R]):
 
     ``version`` counts from 1 without gaps; ``version_id`` is a ULID, unique in the table and
     increasing within the stream; ``recorded_at`` is the UTC time in the version id (milliseconds);
-    ``metadata`` is a read-only mapping.
+    ``metadata`` is a read-only dict. A version pickles, deep-copies, and validates and dumps
+    with ``pydantic.TypeAdapter(Version[T])``; ``json.dumps(v.metadata)`` works.
     """
 
     resource_type: str
@@ -89,3 +103,23 @@ class Version(Generic[R]):
     state: R
     event: str | None
     metadata: Mapping[str, Any]
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.metadata, FrozenDict):
+            object.__setattr__(self, "metadata", FrozenDict(self.metadata))
+
+
+class FrozenDict(dict[str, Any]):
+    """A dict that refuses changes, so it serialises, pickles and copies like any dict."""
+
+    def _read_only(self, *args: object, **kwargs: object) -> Any:
+        raise TypeError("version metadata is read-only")
+
+    __setitem__ = __delitem__ = __ior__ = _read_only
+    clear = pop = popitem = setdefault = update = _read_only
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (FrozenDict, (dict(self),))
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> FrozenDict:
+        return FrozenDict(copy.deepcopy(dict(self), memo))

@@ -17,7 +17,7 @@ cursors (the store never imports this package). What a caller may rely on:
 
 from __future__ import annotations
 
+from eventstore.cursors import SECRET_KEY, CursorSigner
 from eventstore.errors import InvalidCursor
-from eventstore.querying import SECRET_KEY, CursorSigner
 
 __all__ = ["SECRET_KEY", "CursorSigner", "InvalidCursor"]

@@ -33,20 +33,11 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from eventstore.backends.base import (
-    Condition,
-    ConditionFailed,
-    Delete,
-    Item,
-    Key,
-    Put,
-    Update,
-    Value,
-    index_keys,
-)
-from eventstore.errors import BackendError, InvalidInput, ProjectionError
+from eventstore import records
+from eventstore.backends.base import ConditionFailed, Delete, Item, Key, Put, Value, index_keys
+from eventstore.errors import BackendError, InvalidInput, ProjectionError, VersionNotFound
 from eventstore.indexing import IndexProjection, compute_key, index_partition, unchanged
-from eventstore.keys import HEAD_SK, KEYFRAME_INTERVAL, keyframe_of, keyframe_sk, version_sk
+from eventstore.keys import KEYFRAME_INTERVAL, keyframe_of
 from eventstore.querying import start_key
 from eventstore.store import EventStore
 
@@ -132,7 +123,7 @@ def rebuild(
     its own; ``reset`` discards saved progress first. Raises :class:`ProjectionError` if the key
     function fails on a stored state (the stream is named; progress up to there is saved).
     """
-    declared = store._declared_projection(projection)
+    declared = store.declared_projection(projection)
     if isinstance(segments, bool) or not isinstance(segments, int):
         raise InvalidInput(f"segments must be an int, got {segments!r}")
     if not 1 <= segments <= MAX_SEGMENTS:
@@ -196,10 +187,12 @@ def _listing(
 ) -> Iterator[tuple[list[Item], Item]]:
     """Chunks of heads in creation order after ``start``, each with the position at its end."""
     while True:
-        page = store.backend.query(type_name, index="gsi0", start=start, limit=LISTING_PAGE)
+        page = store.backend.query(
+            type_name, index=records.LISTING, start=start, limit=LISTING_PAGE
+        )
         for i in range(0, len(page.items), CHUNK):
             chunk = page.items[i : i + CHUNK]
-            yield chunk, start_key(chunk[-1], "gsi0")
+            yield chunk, start_key(chunk[-1], records.LISTING)
         if page.last_key is None:
             return
         start = page.last_key
@@ -212,14 +205,17 @@ def _process(store: EventStore, projection: IndexProjection, chunk: list[Item]) 
     pk_attr, sk_attr = index_keys(projection.index)
     counts = _Counts(scanned=len(chunk))
     # (stream, version the listing says it is at); the head read alongside tells the truth.
-    todo = [(str(head["pk"]), _version(head)) for head in chunk]
+    todo = [(str(head[records.PK]), records.number(head, records.VERSION)) for head in chunk]
     for _ in range(_READ_ROUNDS):
         if not todo:
             break
         keys: list[Key] = []
         for pk, number in todo:
-            base = keyframe_of(number, KEYFRAME_INTERVAL)
-            keys += [(pk, HEAD_SK), (pk, version_sk(number)), (pk, keyframe_sk(base))]
+            keys += [
+                records.head_key(pk),
+                records.version_key(pk, number),
+                records.keyframe_key(pk, number),
+            ]
         found = store.backend.get(keys, consistent=True)
         again: list[tuple[str, int]] = []
         for position, (pk, number) in enumerate(todo):
@@ -227,12 +223,19 @@ def _process(store: EventStore, projection: IndexProjection, chunk: list[Item]) 
             if head is None:
                 counts.scanned -= 1  # gone since it was listed; nothing to index
                 continue
-            current = _version(head)
+            current = records.number(head, records.VERSION)
             if current != number or item is None:
                 again.append((pk, current))
                 continue
             base = keyframe_of(number, KEYFRAME_INTERVAL)
-            state = store._decode(cls, pk, number, item, {base: keyframe} if keyframe else {}).state
+            reader = store.reader
+            known = {base: reader.keyframe(pk, base, keyframe)} if keyframe else {}
+            try:
+                state = reader.decode(cls, records.stored_version(pk, number, item), known).state
+            except VersionNotFound:
+                # Trimmed between the batch reads: the append that trimmed it moved the head on.
+                again.append((pk, current + 1))
+                continue
             try:
                 key = compute_key(projection, state)
             except ProjectionError as e:
@@ -250,16 +253,7 @@ def _process(store: EventStore, projection: IndexProjection, chunk: list[Item]) 
                 counts.unchanged += 1
                 continue
             try:
-                store.backend.write(
-                    [
-                        Update(
-                            (pk, HEAD_SK),
-                            set=to_set,
-                            remove=to_remove,
-                            condition=Condition(equals={"v": number}),
-                        )
-                    ]
-                )
+                store.backend.write([records.index_update(pk, number, to_set, to_remove)])
                 counts.updated += 1
             except ConditionFailed:
                 counts.skipped_newer += 1
@@ -269,23 +263,16 @@ def _process(store: EventStore, projection: IndexProjection, chunk: list[Item]) 
     return counts
 
 
-def _version(head: Item) -> int:
-    value = head.get("v")
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise BackendError(f"head {head.get('pk')!r} lacks its version number")
-    return value
-
-
 def _load_checkpoint(store: EventStore, key: Key) -> Item | None:
     item = store.backend.get([key])[0]
     if item is None:
         return None
-    raw = item.get("after")
+    raw = records.checkpoint_value(item)
     try:
         position = json.loads(raw) if isinstance(raw, str) else None
     except ValueError:
         position = None
-    if not isinstance(position, dict) or "pk" not in position:
+    if not isinstance(position, dict) or records.PK not in position:
         raise BackendError(f"rebuild checkpoint {key[0]!r} is damaged; rerun with reset")
     return position
 
@@ -294,12 +281,11 @@ def _save(store: EventStore, saved: _Checkpoint, position: Item, report: Rebuild
     store.backend.write(
         [
             Put(
-                {
-                    "pk": saved.key[0],
-                    "sk": saved.key[1],
-                    "after": json.dumps(position, sort_keys=True, ensure_ascii=False),
-                    "scanned": report.scanned,
-                }
+                records.checkpoint_item(
+                    saved.key,
+                    json.dumps(position, sort_keys=True, ensure_ascii=False),
+                    count=report.scanned,
+                )
             )
         ]
     )

@@ -15,8 +15,9 @@ import time
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from eventstore import records
 from eventstore.backends.base import Delete, Key, Put
-from eventstore.errors import BackendError, InvalidInput
+from eventstore.errors import InvalidInput
 from eventstore.keys import check_type_name
 from eventstore.resource import Resource, Version
 from eventstore.store import EventStore
@@ -40,6 +41,8 @@ class RunReport:
     started_after: str | None = None
     checkpoint: str | None = None
     seconds: float = 0.0
+    #: Versions passed over because another writer trimmed them while they were being read.
+    skipped_trimmed: int = 0
 
 
 def checkpoint_key(name: str) -> Key:
@@ -50,19 +53,13 @@ def checkpoint_key(name: str) -> Key:
 
 def load_checkpoint(store: EventStore, name: str) -> str | None:
     """The checkpoint a runner saved last, or ``None``."""
-    item = store.backend.get([checkpoint_key(name)])[0]
-    if item is None:
-        return None
-    token = item.get("after")
-    if not isinstance(token, str):
-        raise BackendError(f"checkpoint item of runner {name!r} is damaged")
-    return token
+    return records.checkpoint_value(store.backend.get([checkpoint_key(name)])[0])
 
 
 def save_checkpoint(store: EventStore, name: str, checkpoint: str) -> None:
     """Store a runner's checkpoint (one small unconditional write)."""
     key = checkpoint_key(name)
-    store.backend.write([Put({"pk": key[0], "sk": key[1], "after": checkpoint})])
+    store.backend.write([Put(records.checkpoint_item(key, checkpoint))])
 
 
 def reset_checkpoint(store: EventStore, name: str) -> None:
@@ -100,6 +97,7 @@ def run(
         for version in page.items:
             projector.handle(version)
             report.handled += 1
+        report.skipped_trimmed += page.skipped
         save_checkpoint(store, label, page.checkpoint)
         report.checkpoint = page.checkpoint
         report.pages += 1

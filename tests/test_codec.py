@@ -253,8 +253,10 @@ def test_missing_keyframe_is_corrupt_record(corrupt_store: EventStore) -> None:
     version = corrupt_store.backend.get([(pk, version_sk(3))])[0]
     assert version is not None and codec.needs_base(bytes(version["s"]))  # type: ignore[arg-type]
     corrupt_store.backend.write([Delete((pk, keyframe_sk(1)))])
+    # A reader without the keyframe in its cache (the writer's store still holds a good copy).
+    cold = EventStore(corrupt_store.backend)
     with pytest.raises(CorruptRecord) as info:
-        corrupt_store.read_version(Order, "r", 3)
+        cold.read_version(Order, "r", 3)
     assert info.value.version == 3
     assert "keyframe" in str(info.value)
 

@@ -327,6 +327,8 @@ def test_lowering_max_versions_trims_past_one_write(store: EventStore) -> None:
         store.append(TrimLoose(text=str(n)), resource_id="t", expected_version=n - 1)
 
     class TrimTight(Resource):
+        # The same class, redeployed with a lower limit (a different class may not take the name).
+        __qualname__ = "TrimLoose"
         resource_type = "contract.trim"
         max_versions = 3
         text: str
@@ -462,7 +464,7 @@ def test_replay_is_lazy(store: EventStore) -> None:
     rest = list(replay)
     after_all = store.backend.requests()
     assert len(rest) == 12 * 20 - 1
-    if store.backend.name == "dynamodb":
+    if store.backend.requests():
         # The first version comes without reading every stream: at least half of the requests
         # of the whole replay are still to come.
         assert after_first - before <= (after_all - before) / 2, (after_first, after_all)

@@ -103,7 +103,7 @@ def examples(store: EventStore, n: int) -> int:
     """Hypothesis examples per test: fewer on DynamoDB Local (it is slow), scaled by profile."""
     base = settings().max_examples
     count = max(5, n * base // 60)
-    return max(5, count // 6) if store.backend.name == "dynamodb" else count
+    return max(5, count // 6) if type(store.backend).__name__ == "DynamoDBBackend" else count
 
 
 def given_settings(store: EventStore, n: int) -> Any:
@@ -123,7 +123,7 @@ class Refusals:
         self.before = dump(store)
 
     def __call__(self, call: Callable[[], Any], *errors: type[Exception]) -> EventStoreError:
-        TRIED[self.store.backend.name] += 1
+        TRIED[type(self.store.backend).__name__] += 1
         with pytest.raises(EventStoreError) as raised:
             result = call()
             if isinstance(result, Iterator):
@@ -616,7 +616,7 @@ def test_corrupted_stored_items_are_corrupt_record(
             ("read_stream reverse", lambda: list(store.read_stream(Order, rid, reverse=True))),
             ("replay", lambda: list(store.replay(Order))),
         ):
-            TRIED[store.backend.name] += 1
+            TRIED[type(store.backend).__name__] += 1
             try:
                 call()
                 failures.append(f"{what}: {name} read it without an error")
@@ -670,7 +670,7 @@ def test_generated_corrupt_state_bytes(seeded: tuple[EventStore, dict[str, str]]
     )
     def run(blob: bytes) -> None:
         store.backend.write([Put({**original, "s": blob})])
-        TRIED[store.backend.name] += 1
+        TRIED[type(store.backend).__name__] += 1
         try:
             version = store.read_version(Order, rid, 2)
         except CorruptRecord:
@@ -800,7 +800,7 @@ def test_forged_replay_checkpoints(seeded: tuple[EventStore, dict[str, str]]) ->
         [1, "Order", "~~~~", "Order#" + "\x00", 0],
         [1, "Order", ids["order"], "Order#" + ids["order"], 1],
     ):
-        TRIED[store.backend.name] += 1
+        TRIED[type(store.backend).__name__] += 1
         try:
             list(store.replay(Order, after=b64(position)))
         except InvalidInput:

@@ -26,8 +26,8 @@ from eventstore import (
     WrongType,
 )
 from eventstore.backends.base import Item
+from eventstore.cursors import SECRET_KEY
 from eventstore.keys import HEAD_SK, check_type_name, stream_pk
-from eventstore.querying import SECRET_KEY
 from projections import InvalidCursor, Projection
 from projections.cli import rebuild_main
 from projections.rebuild import checkpoint_key

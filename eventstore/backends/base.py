@@ -11,7 +11,7 @@ The docstrings here are the contract; backends only implement it.
 from __future__ import annotations
 
 import abc
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, TypeAlias
 
@@ -113,24 +113,6 @@ class SortCondition:
     value: str
     upper: str | None = None
 
-    def matches(self, sk: str) -> bool:
-        """Evaluate against a sort key value. Used by local backends."""
-        op, v = self.op, self.value
-        if op == "=":
-            return sk == v
-        if op == "<":
-            return sk < v
-        if op == "<=":
-            return sk <= v
-        if op == ">":
-            return sk > v
-        if op == ">=":
-            return sk >= v
-        if op == "begins_with":
-            return sk.startswith(v)
-        assert self.upper is not None
-        return v <= sk <= self.upper
-
 
 @dataclass(frozen=True)
 class Page:
@@ -157,9 +139,6 @@ class ConditionFailed(Exception):
 class Backend(abc.ABC):
     """A DynamoDB-shaped table. Implementations must be safe to share between threads."""
 
-    #: URL scheme(s) this backend is opened with.
-    name: str = "backend"
-
     @abc.abstractmethod
     def write(self, writes: Sequence[Write], *, token: str | None = None) -> None:
         """Apply ``writes`` atomically: all or nothing, in one request.
@@ -177,7 +156,11 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def get(self, keys: Sequence[Key], *, consistent: bool = True) -> list[Item | None]:
         """Read several items by key in one request; the result is in the order of ``keys``,
-        ``None`` where no item exists. ``consistent`` asks for a strongly consistent read."""
+        ``None`` where no item exists. ``consistent`` asks for a strongly consistent read.
+
+        Each item is read atomically, but the batch is not a snapshot: a write batch applied
+        meanwhile may be seen in some items and not in others (DynamoDB's ``BatchGetItem``).
+        Callers that read related items together must allow for that."""
 
     @abc.abstractmethod
     def query(
@@ -200,6 +183,27 @@ class Backend(abc.ABC):
         :data:`INDEX_ATTRIBUTES` (a backend may return more); the order of items with equal index
         sort keys is unspecified; index reads may be eventually consistent (``consistent`` is
         ignored there)."""
+
+    def pages(
+        self,
+        pk: str,
+        *,
+        sk: SortCondition | None = None,
+        index: str | None = None,
+        forward: bool = True,
+        start: Item | None = None,
+        consistent: bool = True,
+    ) -> Iterator[Page]:
+        """Every page of :meth:`query`, lazily: the next page is read when the previous one has
+        been consumed, so a reader that stops early sends no more requests."""
+        while True:
+            page = self.query(
+                pk, sk=sk, index=index, forward=forward, start=start, consistent=consistent
+            )
+            yield page
+            if page.last_key is None:
+                return
+            start = page.last_key
 
     @abc.abstractmethod
     def scan(

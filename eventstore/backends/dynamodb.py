@@ -8,7 +8,6 @@ Retries are ours, not botocore's, so that a write whose outcome is unknown is re
 from __future__ import annotations
 
 import contextlib
-import random
 import re
 import threading
 import time
@@ -49,6 +48,7 @@ from eventstore.backends.base import (
     Write,
     index_keys,
 )
+from eventstore.backoff import Backoff
 from eventstore.errors import (
     BackendError,
     BackendTimeout,
@@ -64,28 +64,21 @@ _TABLE_NAME = re.compile(r"[A-Za-z0-9_.-]{3,255}")
 # The attribute an empty Update removes inside a transaction (see DynamoDBBackend._action).
 _NOTHING = "eventstore:nothing"
 
-# Error codes retried with backoff: the request was refused before it was applied.
-_THROTTLED = frozenset(
-    {
-        "ProvisionedThroughputExceededException",
-        "ThrottlingException",
-        "RequestLimitExceeded",
-        "TransactionInProgressException",
-    }
-)
-# Error codes retried with backoff: the server failed; a write may or may not have been applied.
-_SERVER_FAILED = frozenset({"InternalServerError", "ServiceUnavailable"})
-# Cancellation reasons of a transaction that make the whole transaction worth retrying.
-_RETRY_REASONS = frozenset(
-    {
-        "TransactionConflict",
-        "ThrottlingError",
-        "ProvisionedThroughputExceeded",
-        "RequestLimitExceeded",
-    }
-)
-# Error codes that map to one of our errors without a retry.
-_ERRORS: dict[str, type[BackendError]] = {
+# What each DynamoDB error code means for the call: retry because the request was refused before
+# it was applied, retry although a write may have been applied (outcome unknown), or the typed
+# error to raise. Transaction cancellation reasons use the same table. Codes not listed are a
+# BackendError; a 5xx status without a listed code is an unknown outcome.
+_REFUSED, _UNKNOWN = "refused", "unknown"
+_OUTCOMES: dict[str, str | type[BackendError]] = {
+    "ProvisionedThroughputExceededException": _REFUSED,
+    "ThrottlingException": _REFUSED,
+    "RequestLimitExceeded": _REFUSED,
+    "TransactionInProgressException": _REFUSED,
+    "TransactionConflict": _REFUSED,
+    "ThrottlingError": _REFUSED,
+    "ProvisionedThroughputExceeded": _REFUSED,
+    "InternalServerError": _UNKNOWN,
+    "ServiceUnavailable": _UNKNOWN,
     "ResourceNotFoundException": TableNotFound,
     "IdempotentParameterMismatchException": BackendError,
 }
@@ -202,8 +195,6 @@ class _Retry(Exception):
 class DynamoDBBackend(Backend):
     """A :class:`~eventstore.backends.base.Backend` on one DynamoDB table."""
 
-    name = "dynamodb"
-
     def __init__(
         self,
         table: str,
@@ -276,6 +267,9 @@ class DynamoDBBackend(Backend):
     def requests(self) -> int:
         return self._requests
 
+    def _backoff(self) -> Backoff:
+        return Backoff(base=self.base_delay, cap=self.max_delay, attempts=self.max_attempts)
+
     def close(self) -> None:
         self.client.meta.events.unregister("before-send.dynamodb.*", self._count)
         self.client.close()
@@ -295,10 +289,8 @@ class DynamoDBBackend(Backend):
         method = getattr(self.client, operation)
         last: _Retry | None = None
         unknown = False
-        for attempt in range(self.max_attempts):
-            if attempt:
-                cap = min(self.max_delay, self.base_delay * 2 ** (attempt - 1))
-                time.sleep(random.uniform(0, cap))  # full jitter
+        backoff = self._backoff()
+        while True:
             try:
                 try:
                     response: dict[str, Any] = method(**params)
@@ -322,9 +314,11 @@ class DynamoDBBackend(Backend):
                             return {}
                         raise replaced from final.__cause__
                 raise
+            if not backoff.wait():
+                break
         assert last is not None
         cause = last.cause
-        what = f"DynamoDB {operation} failed {self.max_attempts} times"
+        what = f"DynamoDB {operation} failed {backoff.tries} {'time' if backoff.tries == 1 else 'times'}"
         if isinstance(cause, _TIMEOUTS):
             raise BackendTimeout(f"{what}; last: {cause}") from cause
         raise BackendUnavailable(f"{what}; last: {cause}") from cause
@@ -341,13 +335,12 @@ class DynamoDBBackend(Backend):
         code = str(error.get("Code", ""))
         message = str(error.get("Message", ""))
         status = int(e.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
-        if code in _THROTTLED:
-            return _Retry(e, unknown=False)
-        if code in _SERVER_FAILED or status >= 500:
-            return _Retry(e, unknown=True)
+        outcome = _OUTCOMES.get(code, _UNKNOWN if status >= 500 else BackendError)
+        if outcome in (_REFUSED, _UNKNOWN):
+            return _Retry(e, unknown=outcome == _UNKNOWN)
         if code == "TransactionCanceledException":
             reasons = [str(r.get("Code", "")) for r in e.response.get("CancellationReasons", [])]
-            if any(r in _RETRY_REASONS for r in reasons):
+            if any(_OUTCOMES.get(r) == _REFUSED for r in reasons):
                 return _Retry(e, unknown=False)
             too_large = [
                 r
@@ -359,7 +352,7 @@ class DynamoDBBackend(Backend):
         if code == "ValidationException" and _TOO_LARGE in message:
             # The server does not say by how much; the size is at least one byte over the limit.
             return ItemTooLarge(MAX_ITEM_SIZE + 1, MAX_ITEM_SIZE)
-        kind = _ERRORS.get(code, BackendError)
+        kind = outcome if isinstance(outcome, type) else BackendError
         if kind is TableNotFound:
             return TableNotFound(f"DynamoDB table {self.table!r} does not exist: {message}")
         return kind(f"DynamoDB {e.operation_name}: {code}: {message}")
@@ -469,10 +462,8 @@ class DynamoDBBackend(Backend):
         request: dict[str, Any] = {
             self.table: {"Keys": [_key(k) for k in keys], "ConsistentRead": consistent}
         }
-        for attempt in range(self.max_attempts):
-            if attempt:
-                cap = min(self.max_delay, self.base_delay * 2 ** (attempt - 1))
-                time.sleep(random.uniform(0, cap))
+        backoff = self._backoff()
+        while True:
             response = self._call("batch_get_item", {"RequestItems": request})
             for raw in response.get("Responses", {}).get(self.table, []):
                 item = _from_item(raw)
@@ -480,6 +471,8 @@ class DynamoDBBackend(Backend):
             request = response.get("UnprocessedKeys") or {}
             if not request:
                 return
+            if not backoff.wait():
+                break
         raise BackendUnavailable(
             f"DynamoDB BatchGetItem left keys unprocessed after {self.max_attempts} attempts"
         )

@@ -120,8 +120,6 @@ class SQLiteBackend(Backend):
     ``synchronous`` is SQLite's setting: ``"normal"`` (default) survives process crashes,
     ``"full"`` also survives power loss. ``timeout`` is how long a writer waits for the lock."""
 
-    name = "sqlite"
-
     def __init__(self, path: str, *, timeout: float = 30.0, synchronous: str = "normal") -> None:
         if synchronous.lower() not in ("off", "normal", "full", "extra"):
             raise InvalidInput(

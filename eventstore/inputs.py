@@ -1,0 +1,130 @@
+"""Checking what callers pass to an append: the ``expected_version`` sentinels, event names,
+metadata and states. Everything here raises a typed error before anything is sent."""
+
+from __future__ import annotations
+
+import enum
+import json
+from collections.abc import Mapping
+from typing import Any, Final, TypeVar
+
+from pydantic import ValidationError
+from pydantic_core import PydanticSerializationError
+
+from eventstore.errors import InvalidInput, InvalidState, WrongType
+from eventstore.resource import Resource
+
+R = TypeVar("R", bound=Resource)
+
+#: Longest event name, in characters.
+MAX_EVENT_LENGTH = 256
+
+
+class Expect(enum.Enum):
+    """Sentinels for ``expected_version``."""
+
+    NO_STREAM = "NO_STREAM"
+    ANY = "ANY"
+
+    def __repr__(self) -> str:
+        return self.value
+
+    __str__ = __repr__
+
+
+#: ``expected_version=NO_STREAM``: the stream must not exist yet (the default).
+NO_STREAM: Final = Expect.NO_STREAM
+#: ``expected_version=ANY``: append whatever the stream's version.
+ANY: Final = Expect.ANY
+
+
+def check_expected(expected: object) -> int | Expect:
+    if isinstance(expected, Expect):
+        return expected
+    if isinstance(expected, bool) or not isinstance(expected, int):
+        raise InvalidInput(
+            f"expected_version must be an int >= 1, NO_STREAM or ANY, got {expected!r}"
+        )
+    if expected < 1:
+        raise InvalidInput(
+            f"expected_version must be >= 1 (use NO_STREAM for a new stream), got {expected}"
+        )
+    return expected
+
+
+def check_event(event: object) -> str | None:
+    if event is not None and (not isinstance(event, str) or not 0 < len(event) <= MAX_EVENT_LENGTH):
+        raise InvalidInput(f"event must be a str of 1 to {MAX_EVENT_LENGTH} characters")
+    return event
+
+
+def metadata_json(metadata: Mapping[str, Any] | None) -> str | None:
+    """Metadata as compact JSON text (``None`` when empty)."""
+    if metadata is None:
+        return None
+    if not isinstance(metadata, Mapping):
+        raise WrongType(f"metadata must be a mapping, got {type(metadata).__name__}")
+    if not all(isinstance(k, str) for k in metadata):
+        raise WrongType("metadata keys must be strings")
+    try:
+        text = json.dumps(
+            dict(metadata), allow_nan=False, separators=(",", ":"), ensure_ascii=False
+        )
+        text.encode("utf-8")
+        same = json.loads(text) == metadata
+    except UnicodeEncodeError as e:
+        raise InvalidInput("metadata contains a lone surrogate character") from e
+    except (TypeError, ValueError, RecursionError) as e:
+        raise InvalidInput(f"metadata must be JSON-serialisable: {e!s:.200}") from e
+    if not same:
+        # json.dumps quietly turns int keys into strings and tuples into lists; refuse rather
+        # than store something that reads back different.
+        raise InvalidInput("metadata must be plain JSON: str keys, lists, numbers, str, bool, None")
+    return text if metadata else None
+
+
+def serialize(state: R, max_size: int) -> tuple[bytes, R]:
+    """The JSON to store for ``state`` and the state it reads back as, which must equal
+    ``state``: a value JSON would change (a sub-minute UTC offset, a field holding a subclass, a
+    validator that is not idempotent) or cannot read back (an int over 4,300 digits, NaN) is
+    :class:`InvalidState`, never stored altered."""
+    name = type(state).__name__
+    try:
+        data = state.__pydantic_serializer__.to_json(state)
+    except (PydanticSerializationError, ValueError, TypeError) as e:
+        raise InvalidState(f"{name} cannot be serialised: {e}") from e
+    if (b"NaN" in data or b"Infinity" in data) and _has_non_finite(data):
+        raise InvalidState(f"{name} holds a NaN or infinite float")
+    if len(data) > max_size:
+        raise InvalidState(f"state is {len(data)} bytes of JSON, over {max_size}")
+    try:
+        clean = type(state).__pydantic_validator__.validate_json(data)
+    except ValidationError as e:
+        raise InvalidState(
+            f"{name} does not read back from its JSON: {e}", e.errors(include_url=False)
+        ) from e
+    if clean != state:
+        fields = [f for f in type(state).model_fields if getattr(clean, f) != getattr(state, f)]
+        raise InvalidState(
+            f"{name} would not read back as written (fields {', '.join(fields) or '?'} change "
+            "in JSON, e.g. a UTC offset with seconds or a value of a subclass); nothing stored"
+        )
+    return data, clean
+
+
+def _has_non_finite(data: bytes) -> bool:
+    """Whether JSON text holds a NaN or infinity token (outside strings)."""
+
+    def refuse(token: str) -> Any:
+        raise _NonFinite(token)
+
+    try:
+        # parse_int: digits stay text, so an int longer than Python's conversion limit is no error.
+        json.loads(data, parse_constant=refuse, parse_int=str)
+    except _NonFinite:
+        return True
+    return False
+
+
+class _NonFinite(Exception):
+    pass

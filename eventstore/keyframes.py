@@ -1,0 +1,41 @@
+"""Keyframe JSON recently written or read, so an append can store a delta without a read."""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+
+
+class KeyframeCache:
+    """Keyframe states by stream and keyframe number, bounded by total bytes; least recently used
+    entries go first. One entry per stream: only the newest group's keyframe takes new deltas."""
+
+    def __init__(self, budget: int) -> None:
+        self._budget = budget
+        self._used = 0
+        self._entries: OrderedDict[str, tuple[int, bytes]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, pk: str, base: int) -> bytes | None:
+        with self._lock:
+            entry = self._entries.get(pk)
+            if entry is None or entry[0] != base:
+                return None
+            self._entries.move_to_end(pk)
+            return entry[1]
+
+    def put(self, pk: str, base: int, data: bytes) -> None:
+        if len(data) > self._budget:
+            return
+        with self._lock:
+            old = self._entries.get(pk)
+            if old is not None and old[0] > base:
+                return  # a newer group's keyframe is more useful to the next append
+            if old is not None:
+                del self._entries[pk]
+                self._used -= len(old[1])
+            self._entries[pk] = (base, data)
+            self._used += len(data)
+            while self._used > self._budget:
+                _, (_, dropped) = self._entries.popitem(last=False)
+                self._used -= len(dropped)

@@ -1,0 +1,278 @@
+"""Reading streams: the latest version, one by number or id, ranges page by page, replays over
+many streams, and the versions index entries name.
+
+Another writer's append may trim versions (and their keyframe) between two requests of one read.
+Every path here tells that apart from damage: a version whose keyframe is gone is looked up against
+its head; if the head's retention bound has passed it, the version was trimmed while being read
+(:class:`VersionNotFound`, or skipped and counted where a read covers many streams). Only a keyframe
+missing under a version the head still holds is :class:`CorruptRecord`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, TypeVar
+
+from eventstore import records
+from eventstore.backends.base import Backend, Item, SortCondition
+from eventstore.cursors import ReplayPosition
+from eventstore.errors import CorruptRecord, StreamNotFound, VersionNotFound
+from eventstore.keyframes import KeyframeCache
+from eventstore.keys import (
+    KEYFRAME_INTERVAL,
+    VERSION_PREFIX,
+    keyframe_of,
+    keyframe_sk,
+    split_pk,
+    version_sk,
+)
+from eventstore.resource import Resource, Version
+
+R = TypeVar("R", bound=Resource)
+
+#: Called with the number of versions a many-stream read skipped because they were trimmed.
+OnTrimmed = Callable[[int], None]
+
+# A latest read that finds its version trimmed under it (only a racing erase or a keyframe seen
+# half-written can do that) reads again this many times.
+_LATEST_ROUNDS = 3
+
+
+class Reader:
+    """Decodes versions read from ``backend``; keyframes it meets go into ``cache``."""
+
+    def __init__(self, backend: Backend, cache: KeyframeCache, max_state: int) -> None:
+        self.backend = backend
+        self.cache = cache
+        self.max_state = max_state
+
+    # -- decoding ---------------------------------------------------------------------------
+
+    def keyframe(self, pk: str, base: int, item: Item) -> bytes:
+        """Decode a keyframe item and remember it for the appends that follow."""
+        data = records.keyframe_state(pk, base, item, self.max_state)
+        self.cache.put(pk, base, data)
+        return data
+
+    def fetch_keyframe(self, pk: str, base: int, *, consistent: bool) -> bytes | None:
+        """Read a keyframe by key (``None`` if it is not there)."""
+        item = self.backend.get([(pk, keyframe_sk(base))], consistent=consistent)[0]
+        return None if item is None else self.keyframe(pk, base, item)
+
+    def decode(
+        self, cls: type[R], stored: records.StoredVersion, keyframes: Mapping[int, bytes]
+    ) -> Version[R]:
+        """Decode a stored version; its keyframe comes from ``keyframes`` (decoded JSON by
+        keyframe number), the cache, or a read. :class:`VersionNotFound` if the version was
+        trimmed while it was being read."""
+        base_json = None
+        if stored.needs_keyframe:
+            assert stored.base is not None
+            base_json = keyframes.get(stored.base) or self.cache.get(stored.pk, stored.base)
+            if base_json is None:
+                base_json = self._lost_keyframe(stored)
+        return records.to_version(cls, stored, base_json, self.max_state)
+
+    def _lost_keyframe(self, stored: records.StoredVersion) -> bytes:
+        assert stored.base is not None
+        pk, base = stored.pk, stored.base
+        # Twice: a batch read is not a snapshot on DynamoDB, so the first head may predate the
+        # trim that removed the keyframe; the second is read after the keyframe was missed.
+        for _ in range(2):
+            keyframe, head = self.backend.get([(pk, keyframe_sk(base)), records.head_key(pk)])
+            if keyframe is not None:
+                return self.keyframe(pk, base, keyframe)
+            if head is None:
+                raise StreamNotFound(*split_pk(pk))
+            held = records.head(head)
+            if stored.number < held.lowest:
+                raise VersionNotFound(*split_pk(pk), stored.number, held.remaining)
+        raise CorruptRecord(*split_pk(pk), stored.number, f"keyframe {base} is missing")
+
+    def missing(self, pk: str, requested: int | str, *, consistent: bool = True) -> Exception:
+        """The error for a version that is not there: which versions remain, or no stream."""
+        item = self.backend.get([records.head_key(pk)], consistent=consistent)[0]
+        if item is None:
+            return StreamNotFound(*split_pk(pk))
+        return VersionNotFound(*split_pk(pk), requested, records.head(item).remaining)
+
+    # -- single versions --------------------------------------------------------------------
+
+    def by_number(
+        self, cls: type[R], pk: str, number: int, version_id: str | None, *, consistent: bool
+    ) -> Version[R]:
+        """Version ``number`` (which must carry ``version_id`` when given): one batch read of
+        the version and its keyframe."""
+        base = keyframe_of(number, KEYFRAME_INTERVAL)
+        item, keyframe = self.backend.get(
+            [records.version_key(pk, number), (pk, keyframe_sk(base))], consistent=consistent
+        )
+        if item is None or (version_id is not None and item.get(records.VERSION_ID) != version_id):
+            raise self.missing(pk, version_id or number)
+        known = {base: self.keyframe(pk, base, keyframe)} if keyframe is not None else {}
+        return self.decode(cls, records.stored_version(pk, number, item), known)
+
+    def latest(self, cls: type[R], pk: str, *, consistent: bool) -> Version[R]:
+        """The latest version: one query for the two newest items (the current group's keyframe
+        sorts just above its versions)."""
+        for attempt in range(_LATEST_ROUNDS):
+            page = self.backend.query(
+                pk,
+                sk=SortCondition("begins_with", VERSION_PREFIX),
+                forward=False,
+                limit=2,
+                consistent=consistent,
+            )
+            keyframes: dict[int, bytes] = {}
+            top: records.StoredVersion | None = None
+            for item in page.items:
+                position = records.sort_position(item)
+                if position is None:
+                    continue
+                number, is_keyframe = position
+                if is_keyframe:
+                    keyframes[number] = self.keyframe(pk, number, item)
+                elif top is None:
+                    top = records.stored_version(pk, number, item)
+            if top is None:
+                raise StreamNotFound(*split_pk(pk))
+            try:
+                return self.decode(cls, top, keyframes)
+            except VersionNotFound:
+                if attempt == _LATEST_ROUNDS - 1:
+                    raise
+        raise AssertionError("unreachable")
+
+    def named_by(self, cls: type[R], heads: list[Item], *, consistent: bool) -> list[Version[R]]:
+        """The versions index entries name, read by key in one batch (version and keyframe). An
+        entry whose version has been trimmed since is answered with the stream's latest version;
+        a stream gone since is left out."""
+        keys: list[tuple[str, str]] = []
+        for entry in heads:
+            pk, number = str(entry[records.PK]), records.number(entry, records.VERSION)
+            keys += [records.version_key(pk, number), records.keyframe_key(pk, number)]
+        found = self.backend.get(keys, consistent=consistent) if keys else []
+        versions: list[Version[R]] = []
+        for i, entry in enumerate(heads):
+            pk, number = str(entry[records.PK]), records.number(entry, records.VERSION)
+            item, keyframe = found[2 * i], found[2 * i + 1]
+            with contextlib.suppress(StreamNotFound):
+                if item is not None:
+                    base = keyframe_of(number, KEYFRAME_INTERVAL)
+                    known = {base: self.keyframe(pk, base, keyframe)} if keyframe else {}
+                    with contextlib.suppress(VersionNotFound):
+                        stored = records.stored_version(pk, number, item)
+                        versions.append(self.decode(cls, stored, known))
+                        continue
+                # Trimmed since the index entry was read, or not yet visible to an eventually
+                # consistent read: the latest version stands in for it.
+                versions.append(self.latest(cls, pk, consistent=True))
+        return versions
+
+    # -- ranges -----------------------------------------------------------------------------
+
+    def stream(
+        self,
+        cls: type[R],
+        pk: str,
+        lower: int,
+        stop: int | None,
+        *,
+        reverse: bool = False,
+        consistent: bool = True,
+        on_trimmed: OnTrimmed | None = None,
+    ) -> Iterator[Version[R]]:
+        """Versions ``lower <= n < stop`` of a stream, a page at a time. Versions trimmed while
+        the range is read raise :class:`VersionNotFound`, or with ``on_trimmed`` are skipped and
+        counted. :class:`StreamNotFound` if the stream holds nothing at all."""
+        if stop is not None and stop <= lower:
+            if self.backend.get([records.head_key(pk)], consistent=consistent)[0] is None:
+                raise StreamNotFound(*split_pk(pk))
+            return
+        # A group's keyframe sorts just above its last version: the range reaches up to the
+        # keyframe of the last group it touches.
+        low_sk = version_sk(lower)
+        high_sk = keyframe_sk(keyframe_of(stop - 1)) if stop is not None else VERSION_PREFIX + "~"
+        keyframes: dict[int, bytes] = {}
+        pending: list[records.StoredVersion] = []
+        seen = False
+        for page in self.backend.pages(
+            pk,
+            sk=SortCondition("between", low_sk, high_sk),
+            forward=not reverse,
+            consistent=consistent,
+        ):
+            for item in page.items:
+                position = records.sort_position(item)
+                if position is None:
+                    continue
+                number, is_keyframe = position
+                if is_keyframe:
+                    # Going backwards a keyframe comes before its group's versions; going
+                    # forwards after them, and the pending versions are the ones waiting for it.
+                    keyframes = {number: self.keyframe(pk, number, item)}
+                    yield from self._decoded(cls, pending, keyframes, on_trimmed)
+                    pending.clear()
+                    continue
+                if number < lower or (stop is not None and number >= stop):
+                    continue
+                seen = True
+                stored = records.stored_version(pk, number, item)
+                if not reverse and (pending or stored.needs_keyframe):
+                    pending.append(stored)
+                else:
+                    yield from self._decoded(cls, [stored], keyframes, on_trimmed)
+        yield from self._decoded(cls, pending, keyframes, on_trimmed)
+        if not seen and self.backend.get([records.head_key(pk)], consistent=consistent)[0] is None:
+            raise StreamNotFound(*split_pk(pk))
+
+    def _decoded(
+        self,
+        cls: type[R],
+        stored: list[records.StoredVersion],
+        keyframes: Mapping[int, bytes],
+        on_trimmed: OnTrimmed | None,
+    ) -> Iterator[Version[R]]:
+        for position, one in enumerate(stored):
+            try:
+                version = self.decode(cls, one, keyframes)
+            except VersionNotFound:
+                if on_trimmed is None:
+                    raise
+                # Trimming removes the oldest versions first, so every one still waiting with it
+                # (same group, same missing keyframe) went in the same write.
+                rest = [s for s in stored[position:] if s.base == one.base]
+                on_trimmed(len(rest))
+                yield from self._decoded(cls, stored[position + len(rest) :], keyframes, on_trimmed)
+                return
+            yield version
+
+    def replay(
+        self,
+        classes: list[type[Resource]],
+        position: ReplayPosition | None,
+        on_trimmed: OnTrimmed,
+    ) -> Iterator[tuple[Version[Any], ReplayPosition]]:
+        """Every retained version of every stream of ``classes`` (streams in creation order),
+        continuing after ``position``, each with the position right after it."""
+        for cls in classes:
+            type_name = cls.resource_type
+            start: Item | None = None
+            if position is not None and position.type_name == type_name:
+                # First the rest of the stream the checkpoint is in, then the streams after it.
+                with contextlib.suppress(StreamNotFound):
+                    for version in self.stream(
+                        cls, position.pk, position.version + 1, None, on_trimmed=on_trimmed
+                    ):
+                        mark = ReplayPosition(
+                            type_name, position.listed, position.pk, version.version
+                        )
+                        yield version, mark
+                start = records.listing_start(position.pk, type_name, position.listed)
+            for page in self.backend.pages(type_name, index=records.LISTING, start=start):
+                for entry in page.items:
+                    pk, listed = str(entry[records.PK]), records.listing_position(entry)
+                    with contextlib.suppress(StreamNotFound):
+                        for version in self.stream(cls, pk, 1, None, on_trimmed=on_trimmed):
+                            yield version, ReplayPosition(type_name, listed, pk, version.version)

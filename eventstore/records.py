@@ -1,0 +1,329 @@
+"""The table's item schema, in one place: attribute names, the items of a stream (head, versions,
+keyframes) and of the store's own bookkeeping (checkpoints, the cursor secret), and the functions
+that turn them into items and back.
+
+A stream ``<type>#<id>`` holds:
+
+- a **head** (sort key ``h``): current version ``v``, its id ``id``, lowest retained version ``lo``,
+  the creation-order listing keys ``gsi0pk``/``gsi0sk`` and the projection keys ``gsi1..4``;
+- **version** items ``v#<n>#v``: version id, state bytes ``s`` (codec-encoded, usually a delta),
+  the keyframe number ``b`` a delta needs, event ``e`` and metadata JSON ``m``;
+- one **keyframe** per group of 16 versions, ``v#<last of group>#w``, holding the full state of the
+  group's first version. It sorts just above its group, and it is deleted by the write that trims
+  the group's last version, so a version that is held always has its keyframe.
+
+Nothing else in ``eventstore`` or ``projections`` spells an attribute name.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TypeVar
+
+from pydantic import ValidationError
+
+from eventstore import codec
+from eventstore.backends.base import Condition, Delete, Item, Key, Update, Value, Write, index_keys
+from eventstore.errors import BackendError, CorruptRecord, InvalidInput
+from eventstore.ids import recorded_at
+from eventstore.keys import (
+    HEAD_SK,
+    KEYFRAME_INTERVAL,
+    keyframe_of,
+    keyframe_sk,
+    parse_sk,
+    split_pk,
+    version_sk,
+)
+from eventstore.resource import FrozenDict, Resource, Version
+
+R = TypeVar("R", bound=Resource)
+
+PK = "pk"
+SK = "sk"
+VERSION = "v"
+VERSION_ID = "id"
+LOWEST = "lo"
+STATE = "s"
+BASE = "b"
+EVENT = "e"
+METADATA = "m"
+CHECKPOINT = "after"
+COUNT = "scanned"
+SECRET = "k"
+#: The index that lists the streams of a type in creation order.
+LISTING = "gsi0"
+LISTING_PK, LISTING_SK = index_keys(LISTING)
+
+
+def head_key(pk: str) -> Key:
+    return (pk, HEAD_SK)
+
+
+def version_key(pk: str, number: int) -> Key:
+    return (pk, version_sk(number))
+
+
+def keyframe_key(pk: str, number: int) -> Key:
+    """Key of the keyframe that version ``number``'s group uses."""
+    return (pk, keyframe_sk(keyframe_of(number, KEYFRAME_INTERVAL)))
+
+
+def item_key(item: Mapping[str, Value]) -> Key:
+    return (str(item[PK]), str(item[SK]))
+
+
+# -- heads -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Head:
+    """What a stream's head says: its current version and the range of versions it holds."""
+
+    pk: str
+    version: int
+    lowest: int
+    item: Item
+
+    @property
+    def remaining(self) -> tuple[int, int]:
+        return (self.lowest, self.version)
+
+    def last_version_id(self) -> str:
+        return str(self.item.get(VERSION_ID, ""))
+
+
+def head(item: Mapping[str, Value]) -> Head:
+    """Parse a head item (also an index entry, which carries ``v`` but maybe not ``lo``)."""
+    return Head(str(item[PK]), number(item, VERSION), _int_or(item, LOWEST, 1), dict(item))
+
+
+def head_update(
+    pk: str,
+    *,
+    version: int,
+    version_id: str,
+    listed_as: str | None,
+    lowest: int | None,
+    index_set: Mapping[str, Value],
+    index_remove: frozenset[str],
+    condition: Condition,
+) -> Update:
+    """The head write of an append. ``listed_as`` (the type name) puts a new stream in the
+    creation-order listing; ``lowest`` moves the retention bound."""
+    to_set: dict[str, Value] = {VERSION: version, VERSION_ID: version_id, **index_set}
+    if listed_as is not None:
+        to_set.update({LISTING_PK: listed_as, LISTING_SK: version_id})
+    if lowest is not None:
+        to_set[LOWEST] = lowest
+    return Update(head_key(pk), set=to_set, remove=index_remove, condition=condition)
+
+
+def head_condition(
+    previous: int | None, *, lowest: int | None = None, below_id: str | None = None
+) -> Condition:
+    """The condition an append puts on the head: absent (``previous`` None), or at ``previous``
+    (and at retention bound ``lowest``), with a last version id sorting before ``below_id``."""
+    if previous is None:
+        return Condition(exists=False)
+    equals: dict[str, Value] = {VERSION: previous}
+    if lowest is not None:
+        equals[LOWEST] = lowest
+    return Condition(equals=equals, less_than={} if below_id is None else {VERSION_ID: below_id})
+
+
+def index_update(
+    pk: str, version: int, to_set: Mapping[str, Value], remove: frozenset[str]
+) -> Update:
+    """Set a head's index attributes, provided the head is still at ``version``."""
+    return Update(
+        head_key(pk), set=to_set, remove=remove, condition=Condition(equals={VERSION: version})
+    )
+
+
+def listing_start(pk: str, type_name: str, listed: str) -> Item:
+    """The listing query position right after the head of ``pk`` (listed at ``listed``)."""
+    return {PK: pk, SK: HEAD_SK, LISTING_PK: type_name, LISTING_SK: listed}
+
+
+def listing_position(item: Mapping[str, Value]) -> str:
+    """Where a head stands in its type's creation-order listing."""
+    return str(item[LISTING_SK])
+
+
+# -- versions and keyframes ------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class StoredVersion:
+    """A version item as stored: its state is still encoded (maybe as a delta)."""
+
+    pk: str
+    number: int
+    version_id: str
+    blob: bytes
+    base: int | None
+    event: str | None
+    metadata: str | None
+
+    @property
+    def needs_keyframe(self) -> bool:
+        return codec.needs_base(self.blob)
+
+
+def version_item(
+    pk: str,
+    number: int,
+    version_id: str,
+    blob: bytes,
+    *,
+    base: int | None,
+    event: str | None,
+    metadata: str | None,
+) -> Item:
+    item: Item = {PK: pk, SK: version_sk(number), VERSION_ID: version_id, STATE: blob}
+    if base is not None:
+        item[BASE] = base
+    if event is not None:
+        item[EVENT] = event
+    if metadata:
+        item[METADATA] = metadata
+    return item
+
+
+def keyframe_item(pk: str, base: int, blob: bytes) -> Item:
+    return {PK: pk, SK: keyframe_sk(base), STATE: blob}
+
+
+def stored_version(pk: str, number: int, item: Mapping[str, Value]) -> StoredVersion:
+    """Parse a version item; :class:`CorruptRecord` if it lacks what every version has."""
+    blob, vid, base = item.get(STATE), item.get(VERSION_ID), item.get(BASE)
+    if not isinstance(blob, bytes) or not isinstance(vid, str):
+        raise CorruptRecord(*split_pk(pk), number, "missing state or version id")
+    if codec.needs_base(blob) and (isinstance(base, bool) or not isinstance(base, int)):
+        raise CorruptRecord(*split_pk(pk), number, "delta without a keyframe number")
+    event, meta = item.get(EVENT), item.get(METADATA)
+    if meta is not None and not isinstance(meta, str):
+        raise CorruptRecord(*split_pk(pk), number, "metadata is not text")
+    return StoredVersion(
+        pk,
+        number,
+        vid,
+        blob,
+        base if isinstance(base, int) else None,
+        event if isinstance(event, str) else None,
+        meta,
+    )
+
+
+def sort_position(item: Mapping[str, Value]) -> tuple[int, bool] | None:
+    """``(version, False)`` for a version item, ``(base, True)`` for a keyframe, else ``None``."""
+    return parse_sk(str(item[SK]))
+
+
+def keyframe_state(pk: str, base: int, item: Mapping[str, Value], max_size: int) -> bytes:
+    """The JSON state a keyframe item holds."""
+    blob = item.get(STATE)
+    if not isinstance(blob, bytes):
+        raise CorruptRecord(*split_pk(pk), base, "keyframe without state bytes")
+    try:
+        return codec.decode(blob, max_size=max_size)
+    except codec.CodecError as e:
+        raise CorruptRecord(*split_pk(pk), base, f"keyframe: {e}") from e
+
+
+def to_version(
+    cls: type[R], stored: StoredVersion, keyframe: bytes | None, max_size: int
+) -> Version[R]:
+    """Decode a stored version given its keyframe's JSON (``None`` if it needs none)."""
+    type_name, rid = split_pk(stored.pk)
+    number = stored.number
+    try:
+        data = codec.decode(stored.blob, keyframe, max_size=max_size)
+        state = cls.model_validate_json(data)
+    except codec.CodecError as e:
+        raise CorruptRecord(type_name, rid, number, str(e)) from e
+    except ValidationError as e:
+        raise CorruptRecord(
+            type_name, rid, number, f"state does not validate as {cls.__name__}: {e}"
+        ) from e
+    try:
+        metadata = json.loads(stored.metadata) if stored.metadata else {}
+        if not isinstance(metadata, dict):
+            raise ValueError("metadata is not an object")
+        moment = recorded_at(stored.version_id)
+    except (ValueError, InvalidInput, RecursionError) as e:
+        raise CorruptRecord(
+            type_name, rid, number, f"bad metadata or version id: {e!s:.200}"
+        ) from e
+    return Version(
+        resource_type=type_name,
+        resource_id=rid,
+        version=number,
+        version_id=stored.version_id,
+        recorded_at=moment,
+        state=state,
+        event=stored.event,
+        metadata=FrozenDict(metadata),
+    )
+
+
+def trim_writes(pk: str, lowest: int, target: int, budget: int) -> tuple[list[Write], int]:
+    """Deletes that move a stream's lowest retained version from ``lowest`` towards ``target``, at
+    most ``budget`` of them, and the bound reached. A keyframe goes with the last version that
+    needs it, so a held version always has its keyframe."""
+    writes: list[Write] = []
+    while lowest < target and len(writes) + 2 <= budget:
+        writes.append(Delete(version_key(pk, lowest)))
+        if keyframe_of(lowest + 1, KEYFRAME_INTERVAL) != keyframe_of(lowest, KEYFRAME_INTERVAL):
+            writes.append(Delete(keyframe_key(pk, lowest)))
+        lowest += 1
+    return writes, lowest
+
+
+def bound_update(pk: str, lowest: int, reached: int) -> Update:
+    """Move a head's retention bound, provided nobody moved it first."""
+    return Update(head_key(pk), set={LOWEST: reached}, condition=Condition(equals={LOWEST: lowest}))
+
+
+# -- bookkeeping items -----------------------------------------------------------------------
+
+
+def checkpoint_item(key: Key, value: str, *, count: int | None = None) -> Item:
+    """A runner's or a rebuild's progress: where to resume and, optionally, how many it did."""
+    item: Item = {PK: key[0], SK: key[1], CHECKPOINT: value}
+    if count is not None:
+        item[COUNT] = count
+    return item
+
+
+def checkpoint_value(item: Mapping[str, Value] | None) -> str | None:
+    if item is None:
+        return None
+    value = item.get(CHECKPOINT)
+    if not isinstance(value, str):
+        raise BackendError(f"checkpoint item {item.get(PK)!r}/{item.get(SK)!r} is damaged")
+    return value
+
+
+def secret_item(key: Key, secret: bytes) -> Item:
+    return {PK: key[0], SK: key[1], SECRET: secret}
+
+
+def secret_value(item: Mapping[str, Value] | None) -> bytes | None:
+    value = None if item is None else item.get(SECRET)
+    return value if isinstance(value, bytes) else None
+
+
+def number(item: Mapping[str, Value], name: str) -> int:
+    """An integer attribute every item of its kind has; :class:`BackendError` if missing."""
+    value = item.get(name)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise BackendError(f"stored item {item.get(PK)!r}/{item.get(SK)!r} lacks {name!r}")
+    return value
+
+
+def _int_or(item: Mapping[str, Value], name: str, default: int) -> int:
+    return number(item, name) if name in item else default
