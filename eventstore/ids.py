@@ -10,12 +10,11 @@ one request.
 
 from __future__ import annotations
 
+import re
 import secrets
 import threading
 import time
 from datetime import datetime, timedelta, timezone
-
-import ulid
 
 from eventstore.errors import InvalidInput
 from eventstore.keys import MAX_VERSION
@@ -23,6 +22,8 @@ from eventstore.keys import MAX_VERSION
 _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 # Crockford's alphabet mapped onto the digits int(..., 32) reads.
 _TO_BASE32 = str.maketrans(_ALPHABET, "0123456789abcdefghijklmnopqrstuv")
+# 26 Crockford characters, the first at most 7 (128 bits); lower case is accepted as ULIDs allow.
+_ULID = re.compile(r"[0-7][0-9A-HJKMNP-TV-Z]{25}", re.IGNORECASE)
 _PAIRS = [a + b for a in _ALPHABET for b in _ALPHABET]
 _SHIFTS = range(120, -1, -10)
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
@@ -63,16 +64,18 @@ def _crockford(value: int) -> str:
 
 
 def new_resource_id() -> str:
-    """A new resource id: a standard ULID string."""
-    return str(ulid.new())
+    """A new resource id: a standard ULID string (48-bit millisecond time, 80 random bits).
+
+    Made here rather than by a ULID package: ``ulid-py`` and ``python-ulid`` both install a module
+    named ``ulid`` with different functions, and either may be the one a user has installed."""
+    return _crockford((_now_ms() << 80) | secrets.randbits(80))
 
 
 def parse_version_id(version_id: str) -> tuple[int, int]:
     """``(version, timestamp_ms)`` of a version id; :class:`InvalidInput` if it is not one."""
-    try:
-        value = ulid.from_str(version_id).int
-    except (ValueError, TypeError) as e:
-        raise InvalidInput(f"{version_id!r} is not a version id (a 26-character ULID)") from e
+    if not isinstance(version_id, str) or not _ULID.fullmatch(version_id):
+        raise InvalidInput(f"{version_id!r} is not a version id (a 26-character ULID)")
+    value = int(version_id.upper().translate(_TO_BASE32), 32)
     version = (value >> 48) & MAX_VERSION
     if version == 0:
         raise InvalidInput(f"{version_id!r} is not a version id made by eventstore")

@@ -111,7 +111,12 @@ class Reader:
         if item is None or (version_id is not None and item.get(records.VERSION_ID) != version_id):
             raise self.missing(pk, version_id or number)
         known = {base: self.keyframe(pk, base, keyframe)} if keyframe is not None else {}
-        return self.decode(cls, records.stored_version(pk, number, item), known)
+        try:
+            return self.decode(cls, records.stored_version(pk, number, item), known)
+        except VersionNotFound as e:
+            if version_id is None:
+                raise
+            raise VersionNotFound(*split_pk(pk), version_id, e.remaining) from None
 
     def latest(self, cls: type[R], pk: str, *, consistent: bool) -> Version[R]:
         """The latest version: one query for the two newest items (the current group's keyframe

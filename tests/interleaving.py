@@ -1,0 +1,77 @@
+"""A backend wrapper that runs another writer's operation between two requests of a reader.
+
+It reads each key of a batch read separately, as DynamoDB's ``BatchGetItem`` may (a batch is not a
+snapshot), and cuts query pages to ``page_items`` items, so that page boundaries fall anywhere.
+Every key read and every page counts as one request; ``action`` runs once, right after request
+number ``after``. Writes pass straight through.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from eventstore.backends.base import Backend, Item, Key, Page, SortCondition, Write
+
+
+class Interleaving(Backend):
+    def __init__(
+        self, inner: Backend, *, after: int, action: Callable[[], object], page_items: int = 2
+    ) -> None:
+        self.inner = inner
+        self.after = after
+        self.action = action
+        self.page_items = page_items
+        self.count = 0
+        self.fired = False
+
+    def _tick(self) -> None:
+        self.count += 1
+        if self.count == self.after:
+            self.fired = True
+            self.action()
+
+    def write(self, writes: Sequence[Write], *, token: str | None = None) -> None:
+        self.inner.write(writes, token=token)
+
+    def get(self, keys: Sequence[Key], *, consistent: bool = True) -> list[Item | None]:
+        found: list[Item | None] = []
+        for key in keys:
+            found += self.inner.get([key], consistent=consistent)
+            self._tick()
+        return found
+
+    def query(
+        self,
+        pk: str,
+        *,
+        sk: SortCondition | None = None,
+        index: str | None = None,
+        forward: bool = True,
+        limit: int | None = None,
+        start: Item | None = None,
+        consistent: bool = True,
+    ) -> Page:
+        page = self.inner.query(
+            pk,
+            sk=sk,
+            index=index,
+            forward=forward,
+            limit=min(limit or self.page_items, self.page_items),
+            start=start,
+            consistent=consistent,
+        )
+        self._tick()
+        return page
+
+    def scan(
+        self,
+        *,
+        segment: int = 0,
+        segments: int = 1,
+        start: Item | None = None,
+        limit: int | None = None,
+    ) -> Page:
+        return self.inner.scan(segment=segment, segments=segments, start=start, limit=limit)
+
+    def create_table(self) -> None:
+        self.inner.create_table()
