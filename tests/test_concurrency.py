@@ -151,3 +151,69 @@ def test_processes_race_on_one_stream(sqlite_url: str, capsys: pytest.CaptureFix
             f"{sum(c for _, _, c in outcomes)} conflicts retried"
         )
     store.close()
+
+
+def test_any_never_fails_because_of_contention(store: EventStore) -> None:
+    """12 threads x 15 appends with ``expected_version=ANY`` to one stream, on every backend: each
+    lands (lost races are retried with backoff), and the stream holds all 181 versions, gapless,
+    each writer's appends in its own order."""
+    first = store.append(Order(customer="start"), resource_id=RID)
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(12)
+
+    def write(writer: int) -> None:
+        try:
+            barrier.wait(timeout=60)
+            for seq in range(15):
+                state = Order(customer=f"w{writer}", total_cents=seq)
+                store.append(state, resource_id=RID, expected_version=eventstore.ANY)
+        except BaseException as e:
+            errors.append(e)
+
+    threads = [threading.Thread(target=write, args=(w,)) for w in range(12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=300)
+    assert not errors, errors[:3]
+    versions = list(store.read_stream(Order, RID))
+    assert [v.version for v in versions] == list(range(1, 182))
+    assert versions[0].version_id == first.version_id
+    by_writer: dict[str, list[int]] = {}
+    for v in versions[1:]:
+        by_writer.setdefault(v.state.customer, []).append(v.state.total_cents)
+    assert by_writer == {f"w{w}": list(range(15)) for w in range(12)}
+
+
+def test_any_gives_up_with_a_typed_contention_error(store: EventStore) -> None:
+    """Past its time budget an ANY append raises ContentionError (a ConcurrencyError); nothing
+    was written by it."""
+    from eventstore.backends.base import ConditionFailed
+    from eventstore.errors import ContentionError
+
+    store.append(Order(customer="start"), resource_id=RID)
+    backend = store.backend
+    real_write = backend.write
+
+    beaten = [1]
+
+    def always_beaten(writes: Any, *, token: str | None = None) -> None:
+        # Another writer lands just before each attempt: the head has moved on every time.
+        head = backend.get([(f"Order#{RID}", "h")])[0]
+        assert head is not None
+        beaten[0] += 1
+        raise ConditionFailed(len(writes) - 1, {**head, "v": beaten[0]})
+
+    busy = EventStore(backend, contention_budget=0.2)
+    backend.write = always_beaten  # type: ignore[method-assign]
+    try:
+        started = time.monotonic()
+        with pytest.raises(ContentionError) as info:
+            busy.append(Order(customer="x"), resource_id=RID, expected_version=eventstore.ANY)
+    finally:
+        backend.write = real_write  # type: ignore[method-assign]
+    assert time.monotonic() - started < 5
+    assert isinstance(info.value, ConcurrencyError)
+    assert info.value.attempts > 1 and "contention" in str(info.value)
+    assert "expected_version=ANY" in str(info.value)
+    assert [v.version for v in store.read_stream(Order, RID)] == [1]

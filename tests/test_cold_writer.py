@@ -1,0 +1,92 @@
+"""A writer without the keyframe in its cache (a new process, a Lambda, a caller that only read by
+version number) accepts exactly what a writer with a warm cache accepts, and stores the same small
+delta for a large document."""
+
+from __future__ import annotations
+
+import random
+
+from eventstore import EventStore, Resource, codec
+from eventstore.backends.base import MAX_ITEM_SIZE
+from eventstore.keys import keyframe_sk, stream_pk, version_sk
+from eventstore.sizes import item_size
+
+
+class Big(Resource):
+    resource_type = "cold.Big"
+    data: bytes
+    note: str
+
+
+def _near_limit() -> Big:
+    """A document whose keyframe item is a little under the 400 KB item limit."""
+    noise = random.Random(7).randbytes(450_000)
+    low, high = 300_000, 450_000
+    while high - low > 64:
+        middle = (low + high) // 2
+        state = Big(data=noise[:middle], note="a")
+        size = len(codec.encode(state.model_dump_json().encode()))
+        low, high = (middle, high) if size < MAX_ITEM_SIZE - 900 else (low, middle)
+    return Big(data=noise[:low], note="a")
+
+
+def _stored(store: EventStore, rid: str, number: int) -> int:
+    item = store.backend.get([(stream_pk("cold.Big", rid), version_sk(number))])[0]
+    assert item is not None
+    return item_size(item)
+
+
+def test_cold_writer_accepts_a_small_edit_of_a_document_near_the_limit(store: EventStore) -> None:
+    doc = _near_limit()
+    first = store.append(doc, resource_id="doc")
+    keyframe = store.backend.get([(stream_pk("cold.Big", "doc"), keyframe_sk(1))])[0]
+    assert keyframe is not None and item_size(keyframe) >= MAX_ITEM_SIZE - 900 - 64
+    metadata = {"why": "x" * 1_000}  # version item = state + 1 KB: too big stored whole
+
+    warm = store.append(
+        doc.model_copy(update={"note": "b"}),
+        resource_id="doc",
+        expected_version=first.version,
+        metadata=metadata,
+    )
+    cold = EventStore(store.backend)  # a new process: empty keyframe cache
+    edited = cold.append(
+        doc.model_copy(update={"note": "c"}),
+        resource_id="doc",
+        expected_version=warm.version,
+        metadata=metadata,
+    )
+    assert _stored(store, "doc", edited.version) <= _stored(store, "doc", warm.version) + 16
+    assert store.read_version(Big, "doc").state.note == "c"
+    assert EventStore(store.backend).read_version(Big, "doc", 2).state.note == "b"
+
+
+def test_reads_fill_the_cache_for_the_next_append(dynamodb_store: EventStore) -> None:
+    """After a read by number (or any decode), the append that follows is one request; a cold
+    writer of a large document pays one keyframe read; a small document is stored whole."""
+    store = dynamodb_store
+    doc = Big(data=random.Random(3).randbytes(20_000), note="a")
+    store.append(doc, resource_id="doc")
+    store.append(doc.model_copy(update={"note": "b"}), resource_id="doc", expected_version=1)
+
+    reader = EventStore(store.backend)
+    reader.read_version(Big, "doc", 1)
+    before = store.backend.requests()
+    reader.append(doc.model_copy(update={"note": "c"}), resource_id="doc", expected_version=2)
+    assert store.backend.requests() - before == 1
+
+    cold = EventStore(store.backend)
+    before = store.backend.requests()
+    cold.append(doc.model_copy(update={"note": "d"}), resource_id="doc", expected_version=3)
+    assert store.backend.requests() - before == 2  # the keyframe read, then the write
+    assert _stored(store, "doc", 4) < 1_024
+
+    class Small(Resource):
+        resource_type = "cold.Small"
+        text: str
+
+    store.append(Small(text="a"), resource_id="s")
+    cold = EventStore(store.backend)
+    before = store.backend.requests()
+    cold.append(Small(text="b"), resource_id="s", expected_version=1)
+    assert store.backend.requests() - before == 1  # under 1 KB: stored whole, no read
