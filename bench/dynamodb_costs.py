@@ -685,6 +685,22 @@ class Ours:
         return f"BenchCase#{self.ids[s]}"
 
 
+class OursCold(Ours):
+    """eventstore as a writer that never read the stream before (a new process, a Lambda): each
+    update comes from a store with an empty keyframe cache."""
+
+    name = "eventstore (cold writer)"
+
+    def update(self, s: int, doc: dict[str, Any]) -> None:
+        cold = EventStore(self.store.backend)
+        v = cold.append(
+            BenchCase.model_validate(doc),
+            resource_id=self.ids[s],
+            expected_version=self.versions[s],
+        )
+        self.versions[s] = v.version
+
+
 class Theirs:
     name = "simplesingletable"
 
@@ -758,6 +774,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     libs: list[Any] = [
         Ours(endpoint, recorder, f"bench-eventstore-{run_id}"),
         Theirs(endpoint, recorder, f"bench-sst-{run_id}"),
+        OursCold(endpoint, recorder, f"bench-cold-{run_id}"),
     ]
     recorder.take()  # table creation is not part of the figures
     for lib in libs:
@@ -875,6 +892,9 @@ def _fmt(x: float) -> str:
     return f"{x:.0f}" if x == int(x) else f"{x:.1f}"
 
 
+LIBRARIES = ("eventstore", "eventstore (cold writer)", "simplesingletable")
+
+
 def markdown(figures: dict[str, Any]) -> str:
     results: dict[tuple[str, str, str], Costs] = figures["results"]
     out = []
@@ -898,7 +918,7 @@ def markdown(figures: dict[str, Any]) -> str:
     out.append("|---|---|---|---:|---:|---:|---:|---:|---:|")
     for label in SIZES:
         for op in ("create", "update", "read latest", f"read v{OLD_VERSION}"):
-            for lib in ("eventstore", "simplesingletable"):
+            for lib in LIBRARIES:
                 c = results.get((label, op, lib))
                 if c is None:
                     continue
@@ -912,7 +932,7 @@ def markdown(figures: dict[str, Any]) -> str:
     out.append("| document | library | write units by item |")
     out.append("|---|---|---|")
     for label in SIZES:
-        for lib in ("eventstore", "simplesingletable"):
+        for lib in LIBRARIES:
             c = results[(label, "update", lib)]
             parts = ", ".join(
                 f"{k} {v / c.ops:.1f}"
@@ -931,7 +951,7 @@ def markdown(figures: dict[str, Any]) -> str:
     out.append("|---|---|---:|---:|---:|---|")
     n = figures["streams"]
     for label in SIZES:
-        for lib in ("eventstore", "simplesingletable"):
+        for lib in LIBRARIES:
             e = figures["stored"].get((label, lib))
             if e is None:
                 continue
@@ -961,6 +981,26 @@ def markdown(figures: dict[str, Any]) -> str:
             f"| {label} | {ours.requests / ours.ops:.0f} | {a:.1f} / {b:.1f} | {a / b:.2f} | "
             f"{worse} of {ours.ops} | {'<=' if limit == 1 else '<= 0.5 x'} simplesingletable: "
             f"{'met' if ok else 'MISSED'} |"
+        )
+    out.append("")
+    out.append("Cold writers (issue 9: a writer without the keyframe cached), updates:\n")
+    out.append(
+        "| document | WCU warm / cold | ratio (target <= 1.5) | requests cold | RCU cold "
+        "| stored bytes per version warm / cold |"
+    )
+    out.append("|---|---:|---:|---:|---:|---:|")
+    for label in SIZES:
+        warm = results[(label, "update", "eventstore")]
+        cold = results[(label, "update", "eventstore (cold writer)")]
+        a, b = _avg(warm.wcu), _avg(cold.wcu)
+        per_version = []
+        for lib in ("eventstore", "eventstore (cold writer)"):
+            e = figures["stored"][(label, lib)]["by_kind"].get("version", [1, 0])
+            per_version.append(e[1] / e[0])
+        out.append(
+            f"| {label} | {a:.1f} / {b:.1f} | {b / a:.2f} ({'met' if b <= 1.5 * a else 'MISSED'}) | "
+            f"{cold.requests / cold.ops:.1f} | {_avg(cold.rcu):.1f} | "
+            f"{per_version[0]:.0f} / {per_version[1]:.0f} |"
         )
     return "\n".join(out)
 
