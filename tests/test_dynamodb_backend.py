@@ -30,7 +30,7 @@ from eventstore.backends.base import (
     SortCondition,
     Update,
 )
-from eventstore.backends.dynamodb import INDEX_ATTRIBUTES, DynamoDBBackend
+from eventstore.backends.dynamodb import DynamoDBBackend
 from eventstore.errors import (
     BackendError,
     BackendTimeout,
@@ -97,319 +97,58 @@ def get1(db: DynamoDBBackend, pk: str, sk: str) -> Item | None:
     return db.get([(pk, sk)])[0]
 
 
-# --- values ---
+# The behaviour of every call is checked on every backend in test_backend_contract.py; here, what
+# only DynamoDB shows: requests per call, the server's size rule, tokens, retries and faults.
 
 
-def test_values_round_trip_with_their_types(db: DynamoDBBackend) -> None:
-    big = 10**37 + 12345678901234567890123456789012345  # 38 significant digits
-    stored = item(
-        "p",
-        "s",
-        text="héllo \U0001f600",
-        empty="",
-        zero=0,
-        negative=-42,
-        big=big,
-        smallest=-(10**38 - 1),
-        blob=b"\x00\xffbytes",
-        no_bytes=b"",
-        yes=True,
-        no=False,
-    )
-    db.write([Put(stored)])
-    got = get1(db, "p", "s")
-    assert got == stored
-    assert got is not None
-    assert {k: type(v) for k, v in got.items()} == {k: type(v) for k, v in stored.items()}
-    assert len(str(big)) == 38
-
-
-# --- writes and conditions ---
-
-
-def test_put_conditions(db: DynamoDBBackend) -> None:
-    first = item("p", "s", n=1, name="b")
-    db.write([Put(first, Condition(exists=False))])
-    with pytest.raises(ConditionFailed) as failed:
-        db.write([Put(item("p", "s", n=9), Condition(exists=False))])
-    assert (failed.value.index, failed.value.item) == (0, first)
-
-    second = item("p", "s", n=2, name="b")
-    db.write([Put(second, Condition(equals={"n": 1}, less_than={"name": "c"}))])
-    assert get1(db, "p", "s") == second
-
+def test_each_call_is_one_request(db: DynamoDBBackend) -> None:
+    db.write([Put(item("p", "head", v=3))])
     failing = [
-        Condition(equals={"n": 1}),  # wrong value
-        Condition(equals={"n": "2"}),  # right value, wrong type
-        Condition(equals={"missing": 1}),
-        Condition(less_than={"n": 2}),  # not strictly less
-        Condition(less_than={"name": "a"}),
-        Condition(less_than={"missing": "z"}),
-        Condition(less_than={"n": "9"}),  # type mismatch
-    ]
-    for condition in failing:
-        with pytest.raises(ConditionFailed) as failed:
-            db.write([Put(item("p", "s", n=3), condition)])
-        assert failed.value.item == second, condition
-    with pytest.raises(ConditionFailed) as failed:
-        db.write([Put(item("p", "absent"), Condition(exists=True))])
-    assert (failed.value.index, failed.value.item) == (0, None)
-    assert get1(db, "p", "s") == second
-
-
-def test_update_sets_removes_and_creates(db: DynamoDBBackend) -> None:
-    db.write([Update(("p", "new"), set={"a": 1, "b": "x"})])
-    assert get1(db, "p", "new") == item("p", "new", a=1, b="x")
-    db.write([Update(("p", "new"), set={"a": 2}, remove=frozenset({"b", "never"}))])
-    assert get1(db, "p", "new") == item("p", "new", a=2)
-
-    with pytest.raises(ConditionFailed) as failed:
-        db.write([Update(("p", "new"), set={"a": 3}, condition=Condition(equals={"a": 1}))])
-    assert (failed.value.index, failed.value.item) == (0, item("p", "new", a=2))
-    db.write([Update(("p", "new"), set={"a": 3}, condition=Condition(less_than={"a": 3}))])
-    with pytest.raises(ConditionFailed):
-        db.write([Update(("p", "new"), set={"a": 4}, condition=Condition(exists=False))])
-    with pytest.raises(ConditionFailed) as failed:
-        db.write([Update(("p", "none"), set={"a": 1}, condition=Condition())])
-    assert failed.value.item is None
-    assert get1(db, "p", "none") is None
-
-    # An Update with nothing to change still creates the bare item, alone or in a batch.
-    db.write([Update(("p", "bare1"))])
-    db.write([Update(("p", "bare2")), Update(("p", "bare3"), condition=Condition(exists=False))])
-    assert db.get([("p", "bare1"), ("p", "bare2"), ("p", "bare3")]) == [
-        item("p", "bare1"),
-        item("p", "bare2"),
-        item("p", "bare3"),
-    ]
-    assert get1(db, "p", "new") == item("p", "new", a=3)
-
-
-def test_delete_conditions(db: DynamoDBBackend) -> None:
-    db.write([Delete(("p", "absent"))])  # not an error
-    with pytest.raises(ConditionFailed) as failed:
-        db.write([Delete(("p", "absent"), Condition())])
-    assert failed.value.item is None
-    db.write([Put(item("p", "s", v=1))])
-    with pytest.raises(ConditionFailed) as failed:
-        db.write([Delete(("p", "s"), Condition(equals={"v": 2}))])
-    assert failed.value.item == item("p", "s", v=1)
-    db.write([Delete(("p", "s"), Condition(equals={"v": 1}))])
-    assert get1(db, "p", "s") is None
-
-
-def test_batch_failure_names_the_write_and_writes_nothing(db: DynamoDBBackend) -> None:
-    current = item("p", "head", v=3)
-    db.write([Put(current)])
-    batch = [
-        Put(item("p", "v4", x=1), Condition(exists=False)),
-        Delete(("p", "v1")),
+        Put(item("p", "v4")),
         Update(("p", "head"), set={"v": 4}, condition=Condition(equals={"v": 2})),
-        Put(item("p", "other"), Condition(exists=False)),
     ]
-    # Zero extra requests: the failure and the current item come back with the write itself.
-    before = db.requests()
-    with pytest.raises(ConditionFailed) as failed:
-        db.write(batch)
-    assert db.requests() - before == 1
-    assert (failed.value.index, failed.value.item) == (2, current)
     before = db.requests()
     with pytest.raises(ConditionFailed):
-        db.write([Put(item("p", "head"), Condition(exists=False))])
-    assert db.requests() - before == 1
-    assert db.get([("p", "v4"), ("p", "head"), ("p", "other")]) == [None, current, None]
-
-
-def test_batch_applies_everything_in_one_request(db: DynamoDBBackend) -> None:
-    db.write([Put(item("p", "old"))])
-    batch = [
-        Put(item("p", "v1", n=1), Condition(exists=False)),
-        Update(("p", "head"), set={"v": 1}),
-        Delete(("p", "old"), Condition()),
-    ]
-    _, sent = counted(db, lambda: db.write(batch, token=_token()))
+        db.write(failing)
+    assert db.requests() - before == 1  # the current item comes back with the refusal itself
+    _, sent = counted(
+        db, lambda: db.write([Put(item("p", f"i{i:03}")) for i in range(MAX_WRITE_ACTIONS)])
+    )
     assert sent == 1
-    assert db.get([("p", "v1"), ("p", "head"), ("p", "old")]) == [
-        item("p", "v1", n=1),
-        item("p", "head", v=1),
-        None,
-    ]
-    full = [Put(item("p", f"i{i:03}")) for i in range(MAX_WRITE_ACTIONS)]
-    _, sent = counted(db, lambda: db.write(full))
+    _, sent = counted(db, lambda: db.get([("p", "head"), ("p", "zz"), ("p", "i001")]))
     assert sent == 1
+    for call in (
+        lambda: db.query("p", sk=SortCondition("begins_with", "i0")),
+        lambda: db.query("type", index="gsi1"),
+        lambda: db.scan(segment=1, segments=2, limit=8),
+    ):
+        _, sent = counted(db, call)
+        assert sent == 1
 
 
 def test_invalid_batches_send_nothing(db: DynamoDBBackend) -> None:
-    too_many = [Put(item("p", f"i{i}")) for i in range(MAX_WRITE_ACTIONS + 1)]
-    same_key = [Put(item("p", "s")), Update(("p", "s"), set={"a": 1})]
-    long_token = "x" * 37  # DynamoDB allows 36
     before = db.requests()
-    for batch in (too_many, same_key):
-        with pytest.raises(InvalidInput):
-            db.write(batch)
-    with pytest.raises(InvalidInput):
-        db.write([Put(item("p", "s")), Put(item("p", "t"))], token=long_token)
+    for batch, token in (
+        ([Put(item("p", f"i{i}")) for i in range(MAX_WRITE_ACTIONS + 1)], None),
+        ([Put(item("p", "s")), Update(("p", "s"), set={"a": 1})], None),
+        ([Put(item("p", "s")), Put(item("p", "t"))], "x" * 37),
+        ([Put(item("p", "s", b=b"x" * MAX_ITEM_SIZE))], None),
+    ):
+        with pytest.raises((InvalidInput, ItemTooLarge)):
+            db.write(batch, token=token)
     db.write([])
     assert db.requests() == before
 
 
-# --- reads ---
-
-
-def test_get_in_key_order_with_missing_keys(db: DynamoDBBackend) -> None:
-    db.write([Put(item("p", "a", n=1)), Put(item("p", "c", n=3))])
-    keys = [("p", "c"), ("p", "zz"), ("p", "a"), ("q", "a"), ("p", "c")]
-    got, sent = counted(db, lambda: db.get(keys))
-    assert got == [item("p", "c", n=3), None, item("p", "a", n=1), None, item("p", "c", n=3)]
-    assert sent == 1
-    got, sent = counted(db, lambda: db.get([("p", "zz")], consistent=False))
-    assert (got, sent) == ([None], 1)
-    assert db.get([]) == []
-
-
-SKS = ["a", "ab", "abc", "b", "c", "d"]
-OPS: list[tuple[SortCondition, list[str]]] = [
-    (SortCondition("=", "ab"), ["ab"]),
-    (SortCondition("<", "b"), ["a", "ab", "abc"]),
-    (SortCondition("<=", "b"), ["a", "ab", "abc", "b"]),
-    (SortCondition(">", "b"), ["c", "d"]),
-    (SortCondition(">=", "b"), ["b", "c", "d"]),
-    (SortCondition("begins_with", "ab"), ["ab", "abc"]),
-    (SortCondition("between", "ab", "c"), ["ab", "abc", "b", "c"]),
-]
-
-
-def test_query_table_every_sort_condition(db: DynamoDBBackend) -> None:
-    db.write([Put(item("p", sk, x=sk)) for sk in SKS] + [Put(item("q", "a"))])
-    for condition, expected in OPS:
-        page, sent = counted(db, lambda c=condition: db.query("p", sk=c))
-        assert sent == 1
-        assert [i["sk"] for i in page.items] == expected, condition
-        assert page.last_key is None
-        page = db.query("p", sk=condition, forward=False, consistent=False)
-        assert [i["sk"] for i in page.items] == expected[::-1], condition
-    whole = db.query("p").items
-    assert whole == [item("p", sk, x=sk) for sk in SKS]
-    assert db.query("none").items == []
-
-
-def test_query_gsi_is_sparse_and_projects_keys(db: DynamoDBBackend) -> None:
-    writes = [
-        Put(item(f"h{n}", "head", gsi1pk="type#A", gsi1sk=sk, v=n, id=f"id{n}", state=b"big"))
-        for n, sk in enumerate(SKS)
-    ]
-    writes += [
-        Put(item("x1", "head", gsi1pk="type#A", v=1)),  # no sort key attribute: not indexed
-        Put(item("x2", "head", gsi1sk="a", v=1)),  # no partition key attribute: not indexed
-        Put(item("x3", "head", gsi2pk="type#A", gsi2sk="a")),  # another index
-        Put(item("x4", "head", gsi1pk="type#B", gsi1sk="a")),
-    ]
-    db.write(writes)
-    for condition, expected in OPS:
-        page, sent = counted(db, lambda c=condition: db.query("type#A", sk=c, index="gsi1"))
-        assert sent == 1
-        assert [i["gsi1sk"] for i in page.items] == expected, condition
-        back = db.query("type#A", sk=condition, index="gsi1", forward=False)
-        assert [i["gsi1sk"] for i in back.items] == expected[::-1], condition
-    heads = db.query("type#A", index="gsi1").items
-    assert [h["pk"] for h in heads] == [f"h{n}" for n in range(len(SKS))]
-    # The index carries the keys plus the head's version number and id; states are read by key.
-    assert heads[0] == {
-        "pk": "h0",
-        "sk": "head",
-        "gsi1pk": "type#A",
-        "gsi1sk": "a",
-        **{name: value for name, value in (("v", 0), ("id", "id0")) if name in INDEX_ATTRIBUTES},
-    }
-    assert [h["pk"] for h in db.query("type#A", index="gsi2").items] == ["x3"]
-    with pytest.raises(InvalidInput):
-        db.query("type#A", index="gsi9")
-
-
-def test_query_pages_with_limit_and_start(db: DynamoDBBackend) -> None:
-    sks = [f"s{i:02}" for i in range(7)]
-    db.write([Put(item("p", sk, gsi0pk="all", gsi0sk=sk)) for sk in sks])
-    for index in (None, "gsi0"):
-        for forward in (True, False):
-            seen: list[str] = []
-            start: Item | None = None
-            pages = 0
-            while True:
-                page = db.query(
-                    "p" if index is None else "all",
-                    index=index,
-                    forward=forward,
-                    limit=3,
-                    start=start,
-                )
-                pages += 1
-                assert len(page.items) <= 3
-                seen += [str(i["sk"]) for i in page.items]
-                if page.last_key is None:
-                    break
-                start = page.last_key
-            assert seen == (sks if forward else sks[::-1])
-            assert pages == 3
-    page = db.query("p", sk=SortCondition(">", "s02"), limit=2)
-    assert [i["sk"] for i in page.items] == ["s03", "s04"]
-    assert page.last_key == {"pk": "p", "sk": "s04"}
-
-
-def test_scan_segments_cover_everything_once(db: DynamoDBBackend) -> None:
-    keys = {(f"p{i % 7}", f"s{i:03}") for i in range(60)}
-    for batch in range(0, 60, 25):
-        db.write([Put(item(pk, sk)) for pk, sk in sorted(keys)[batch : batch + 25]])
-    seen: list[tuple[str, str]] = []
-    for segment in range(2):
-        start: Item | None = None
-        while True:
-            page, sent = counted(
-                db,
-                lambda s=segment, st=start: db.scan(segment=s, segments=2, start=st, limit=8),
-            )
-            assert sent == 1
-            seen += [(str(i["pk"]), str(i["sk"])) for i in page.items]
-            if page.last_key is None:
-                break
-            start = page.last_key
-    assert len(seen) == len(keys)
-    assert set(seen) == keys
-    assert {(str(i["pk"]), str(i["sk"])) for i in db.scan().items} == keys
-    with pytest.raises(InvalidInput):
-        db.scan(segment=2, segments=2)
-
-
-# --- item size ---
-
-
-def test_item_too_large_is_refused_before_sending(db: DynamoDBBackend) -> None:
-    huge = item("p", "s", b=b"x" * MAX_ITEM_SIZE)
-    for batch in (
-        [Put(huge)],
-        [Put(item("p", "ok")), Put(huge)],
-        [Update(("p", "u"), set={"b": b"x" * MAX_ITEM_SIZE})],
-    ):
-        before = db.requests()
-        with pytest.raises(ItemTooLarge) as too_large:
-            db.write(batch)
-        assert db.requests() == before
-        assert too_large.value.limit == MAX_ITEM_SIZE
-        assert too_large.value.size > MAX_ITEM_SIZE
-    assert db.scan().items == []
-
-
-def test_update_growing_an_item_past_the_limit_is_item_too_large(db: DynamoDBBackend) -> None:
+def test_an_update_past_the_limit_is_refused_by_the_server_in_one_request(
+    db: DynamoDBBackend,
+) -> None:
     db.write([Put(item("p", "s", b=b"x" * (MAX_ITEM_SIZE - 100)))])
-    for batch in (
-        [Update(("p", "s"), set={"c": b"y" * 200})],
-        [Update(("p", "s"), set={"c": b"y" * 200}), Put(item("p", "t"))],
-    ):
-        # Only the server knows the item's current size: refused there, in one request.
-        before = db.requests()
-        with pytest.raises(ItemTooLarge):
-            db.write(batch)
-        assert db.requests() - before == 1
-    assert db.get([("p", "t")]) == [None]
+    # Only the server knows the item's current size.
+    before = db.requests()
+    with pytest.raises(ItemTooLarge):
+        db.write([Update(("p", "s"), set={"c": b"y" * 200})])
+    assert db.requests() - before == 1
 
 
 def test_item_size_matches_the_server_limit_exactly(db: DynamoDBBackend) -> None:

@@ -144,11 +144,13 @@ class Backend(abc.ABC):
         """Apply ``writes`` atomically: all or nothing, in one request.
 
         Every condition is checked against the state before the batch. At most
-        :data:`MAX_WRITE_ACTIONS` writes, at most one per key. If a condition fails, raises
-        :class:`ConditionFailed` and writes nothing. ``token`` makes the call idempotent where the
-        backend supports it: repeating a call with the same token and writes after it succeeded is
-        a no-op success (DynamoDB ``ClientRequestToken``: at most 36 characters, remembered for
-        10 minutes across the account, so it must be unique, e.g. the new version id).
+        :data:`MAX_WRITE_ACTIONS` writes, at most one per key (else :class:`InvalidInput`, nothing
+        sent); an empty batch is a no-op. If a condition fails, raises :class:`ConditionFailed`
+        and writes nothing. ``token`` (1 to 36 characters on every backend, else
+        :class:`InvalidInput`) makes the call idempotent where the backend supports it: repeating
+        a call with the same token and writes after it succeeded is a no-op success (DynamoDB
+        ``ClientRequestToken``, remembered for 10 minutes across the account, so it must be
+        unique, e.g. the new version id; embedded backends never lose an answer and ignore it).
         Raises :class:`~eventstore.errors.ItemTooLarge` if an item would exceed
         :data:`MAX_ITEM_SIZE`, before anything is written.
         """
@@ -176,7 +178,10 @@ class Backend(abc.ABC):
     ) -> Page:
         """One page of the items whose partition key is ``pk`` and whose sort key matches ``sk``,
         in sort key order (``forward=False``: descending), at most ``limit`` items, starting after
-        ``start`` (a ``last_key`` from an earlier page). Table queries return whole items.
+        ``start`` (a ``last_key`` from an earlier page). Table queries return whole items. A page
+        may hold fewer items than ``limit`` (pages stop near 1 MB) and a page with a ``last_key``
+        may be followed by an empty one. ``last_key`` holds exactly the table keys (``pk``,
+        ``sk``) plus, for an index query, that index's two key attributes.
 
         With ``index``, the keys are that index's ``<index>pk``/``<index>sk`` attributes; items
         come back with at least their table keys, the index keys and the attributes listed in

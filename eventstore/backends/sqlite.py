@@ -18,6 +18,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from eventstore.backends.base import (
+    INDEX_ATTRIBUTES,
     INDEXES,
     MAX_ITEM_SIZE,
     MAX_WRITE_ACTIONS,
@@ -203,8 +204,12 @@ class SQLiteBackend(Backend):
     # -- writes ------------------------------------------------------------------------------
 
     def write(self, writes: Sequence[Write], *, token: str | None = None) -> None:
-        if not writes or len(writes) > MAX_WRITE_ACTIONS:
-            raise InvalidInput(f"a write batch holds 1 to {MAX_WRITE_ACTIONS} writes")
+        if not writes:
+            return
+        if len(writes) > MAX_WRITE_ACTIONS:
+            raise InvalidInput(f"{len(writes)} writes in one batch; at most {MAX_WRITE_ACTIONS}")
+        if token is not None and not 1 <= len(token) <= 36:
+            raise InvalidInput("a write token must be 1 to 36 characters")
         keys = [w.key for w in writes]
         if len(set(keys)) != len(keys):
             raise InvalidInput("a write batch may touch each key once")
@@ -281,7 +286,15 @@ class SQLiteBackend(Backend):
             f"SELECT pk, sk, body FROM items WHERE {' AND '.join(where)} "
             f"ORDER BY {', '.join(f'{c} {direction}' for c in order)}"
         )
-        return self._page(sql, args, limit)
+        if index is None:
+            return self._page(sql, args, limit, ("pk", "sk"))
+        keys = ("pk", "sk", *index_keys(index))
+        page = self._page(sql, args, limit, keys)
+        # Index entries carry only what a DynamoDB index projects, so code that works here works
+        # there too.
+        projected = (*keys, *INDEX_ATTRIBUTES)
+        items = [{name: i[name] for name in projected if name in i} for i in page.items]
+        return Page(items, page.last_key)
 
     def scan(
         self,
@@ -300,9 +313,11 @@ class SQLiteBackend(Backend):
             where.append("(pk, sk) > (?, ?)")
             args.extend([start["pk"], start["sk"]])
         sql = f"SELECT pk, sk, body FROM items WHERE {' AND '.join(where)} ORDER BY pk, sk"
-        return self._page(sql, args, limit)
+        return self._page(sql, args, limit, ("pk", "sk"))
 
-    def _page(self, sql: str, args: list[Any], limit: int | None) -> Page:
+    def _page(
+        self, sql: str, args: list[Any], limit: int | None, key_names: tuple[str, ...]
+    ) -> Page:
         if limit is not None and limit < 1:
             raise InvalidInput("limit must be >= 1")
         cap = limit if limit is not None else PAGE_ITEMS
@@ -313,7 +328,8 @@ class SQLiteBackend(Backend):
             try:
                 for pk, sk, body in cursor:
                     if len(items) >= cap or size >= PAGE_BYTES:
-                        return Page(items, _key_of(items[-1]))
+                        last = items[-1]
+                        return Page(items, {name: last[name] for name in key_names})
                     items.append(_load((pk, sk), body))
                     # The encoded body is within a few bytes per attribute of the DynamoDB size,
                     # close enough for a page bound.
@@ -325,11 +341,6 @@ class SQLiteBackend(Backend):
 
 def _stable_hash(text: str) -> int:
     return zlib.crc32(text.encode("utf-8"))
-
-
-def _key_of(item: Item) -> Item:
-    """The continuation key of an item: its table key and any index keys it carries."""
-    return {name: item[name] for name in ("pk", "sk", *_INDEX_COLUMNS) if name in item}
 
 
 def _load(key: Key, body: bytes) -> Item:
