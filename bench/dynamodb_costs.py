@@ -31,7 +31,7 @@ How the figures are obtained:
 - item sizes: DynamoDB's rule (attribute name bytes + value bytes; numbers 1 byte + 1 per two
   significant digits; binary its raw length; maps/lists 3 bytes + 1 byte per element), computed on
   the wire format of the requests and of a final raw ``Scan`` of each table. For eventstore's items
-  the result is checked against ``eventstore.sizes.item_size``.
+  the result is checked against ``eventstore.backends.sizes.item_size``.
 - write units: each write action in a captured request costs ``ceil(size / 1 KB)`` units (at
   least 1), doubled inside ``TransactWriteItems``, where size is the larger of the item before and
   after the write (DynamoDB bills puts and updates that way; a delete is billed on the deleted
@@ -79,8 +79,8 @@ from simplesingletable.utils import create_standard_dynamodb_table
 
 import eventstore
 from eventstore import EventStore, Resource
+from eventstore.backends.sizes import item_size
 from eventstore.keys import parse_sk
-from eventstore.sizes import item_size
 
 MAX_VERSIONS = 10
 UPDATES = 20
@@ -853,7 +853,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             kind = entry["by_kind"][item_kind(item["pk"]["S"], item["sk"]["S"])]
             kind[0] += 1
             kind[1] += size
-    # Cross-check the wire sizes of our items against eventstore.sizes.item_size.
+    # Cross-check the wire sizes of our items against eventstore.backends.sizes.item_size.
     ours = libs[0]
     start = None
     ours_total = 0

@@ -19,7 +19,7 @@ each, and a second version for every fourth one), then the store is opened with 
 Requests are counted by a wrapper around the backend (SQLite) or by the DynamoDB backend's own
 count of HTTP requests (retries included). Write units are what DynamoDB would bill for each
 conditional ``UpdateItem`` the rebuild sends: ``write_units(max(size before, size after))`` of
-the head item, sizes from :func:`eventstore.sizes.item_size`; a run that writes nothing costs 0.
+the head item, sizes from :func:`eventstore.backends.sizes.item_size`; a run that writes nothing costs 0.
 """
 
 from __future__ import annotations
@@ -45,8 +45,8 @@ import eventstore
 import projections
 from eventstore import EventStore, Resource
 from eventstore.backends.base import Backend, Item, Key, Page, Write
+from eventstore.backends.sizes import item_size, write_units
 from eventstore.keys import HEAD_SK
-from eventstore.sizes import item_size, write_units
 from projections import Projection
 
 STATUSES = ("new", "paid", "shipped", "cancelled")

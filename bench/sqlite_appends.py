@@ -55,8 +55,8 @@ from eventsourcing.domain import Aggregate, event
 from pydantic import BaseModel
 
 from eventstore import EventStore, Resource
+from eventstore.backends.sizes import item_size
 from eventstore.backends.sqlite import SQLiteBackend
-from eventstore.sizes import item_size
 
 # -- the document ------------------------------------------------------------------------------
 
@@ -262,7 +262,7 @@ class OurSide:
         return self.store.read_version(BenchOrder, self.ids[s]).state
 
     def stored_bytes(self) -> int:
-        """Sum of DynamoDB item sizes (eventstore.sizes.item_size) of every item in the table."""
+        """Sum of DynamoDB item sizes (eventstore.backends.sizes.item_size) of every item in the table."""
         total = 0
         start = None
         while True:

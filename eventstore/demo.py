@@ -6,7 +6,7 @@ import os
 from decimal import Decimal
 
 from eventstore import ANY, ConcurrencyError, Resource, VersionNotFound, records
-from eventstore.sizes import item_size
+from eventstore.backends.sizes import item_size
 from eventstore.urls import open_store
 
 

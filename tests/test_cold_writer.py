@@ -8,8 +8,8 @@ import random
 
 from eventstore import EventStore, Resource, codec
 from eventstore.backends.base import MAX_ITEM_SIZE
+from eventstore.backends.sizes import item_size
 from eventstore.keys import keyframe_sk, stream_pk, version_sk
-from eventstore.sizes import item_size
 
 
 class Big(Resource):

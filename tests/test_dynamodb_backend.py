@@ -31,6 +31,7 @@ from eventstore.backends.base import (
     Update,
 )
 from eventstore.backends.dynamodb import DynamoDBBackend
+from eventstore.backends.sizes import item_size
 from eventstore.errors import (
     BackendError,
     BackendTimeout,
@@ -39,7 +40,6 @@ from eventstore.errors import (
     ItemTooLarge,
     TableNotFound,
 )
-from eventstore.sizes import item_size
 
 ENDPOINT = os.environ.get("EVENTSTORE_DYNAMODB_ENDPOINT")
 

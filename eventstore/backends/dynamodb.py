@@ -48,6 +48,7 @@ from eventstore.backends.base import (
     Write,
     index_keys,
 )
+from eventstore.backends.sizes import item_size
 from eventstore.backoff import Backoff
 from eventstore.errors import (
     BackendError,
@@ -57,7 +58,6 @@ from eventstore.errors import (
     ItemTooLarge,
     TableNotFound,
 )
-from eventstore.sizes import item_size
 
 _TABLE_NAME = re.compile(r"[A-Za-z0-9_.-]{3,255}")
 

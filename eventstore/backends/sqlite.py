@@ -35,6 +35,7 @@ from eventstore.backends.base import (
     Write,
     index_keys,
 )
+from eventstore.backends.sizes import item_size
 from eventstore.errors import (
     BackendError,
     BackendTimeout,
@@ -42,7 +43,6 @@ from eventstore.errors import (
     InvalidInput,
     ItemTooLarge,
 )
-from eventstore.sizes import item_size
 
 #: A page holds at most this many bytes of items, as a DynamoDB page holds at most 1 MB.
 PAGE_BYTES = 1024 * 1024
