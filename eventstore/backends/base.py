@@ -15,6 +15,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, TypeAlias
 
+from eventstore.errors import InvalidInput
+
 Value: TypeAlias = "str | int | bytes | bool"
 Item: TypeAlias = "dict[str, Value]"
 Key: TypeAlias = "tuple[str, str]"
@@ -33,6 +35,19 @@ MAX_ITEM_SIZE = 400 * 1024
 
 #: DynamoDB's limit on actions in one atomic write.
 MAX_WRITE_ACTIONS = 100
+
+
+def check_batch(writes: Sequence[Write], token: str | None) -> None:
+    """Refuse a batch the contract of :meth:`Backend.write` does not allow, before sending it."""
+    if len(writes) > MAX_WRITE_ACTIONS:
+        raise InvalidInput(f"{len(writes)} writes in one batch; at most {MAX_WRITE_ACTIONS}")
+    if token is not None and not 1 <= len(token) <= 36:
+        raise InvalidInput("a write token must be 1 to 36 characters")
+    keys: set[Key] = set()
+    for w in writes:
+        if w.key in keys:
+            raise InvalidInput(f"more than one write for key {w.key!r} in one batch")
+        keys.add(w.key)
 
 
 def index_keys(index: str) -> tuple[str, str]:

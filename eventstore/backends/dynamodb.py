@@ -34,7 +34,6 @@ from eventstore.backends.base import (
     INDEX_ATTRIBUTES,
     INDEXES,
     MAX_ITEM_SIZE,
-    MAX_WRITE_ACTIONS,
     Backend,
     Condition,
     ConditionFailed,
@@ -46,6 +45,7 @@ from eventstore.backends.base import (
     Update,
     Value,
     Write,
+    check_batch,
     index_keys,
 )
 from eventstore.backends.sizes import item_size
@@ -362,15 +362,8 @@ class DynamoDBBackend(Backend):
     def write(self, writes: Sequence[Write], *, token: str | None = None) -> None:
         if not writes:
             return
-        if len(writes) > MAX_WRITE_ACTIONS:
-            raise InvalidInput(f"{len(writes)} writes in one batch; at most {MAX_WRITE_ACTIONS}")
-        if token is not None and not 1 <= len(token) <= 36:
-            raise InvalidInput("a write token must be 1 to 36 characters")
-        keys: set[Key] = set()
+        check_batch(writes, token)
         for w in writes:
-            if w.key in keys:
-                raise InvalidInput(f"more than one write for key {w.key!r} in one batch")
-            keys.add(w.key)
             _check_size(w)
         if len(writes) == 1:
             self._write_one(writes[0])

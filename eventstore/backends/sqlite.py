@@ -21,7 +21,6 @@ from eventstore.backends.base import (
     INDEX_ATTRIBUTES,
     INDEXES,
     MAX_ITEM_SIZE,
-    MAX_WRITE_ACTIONS,
     Backend,
     ConditionFailed,
     Delete,
@@ -33,6 +32,7 @@ from eventstore.backends.base import (
     Update,
     Value,
     Write,
+    check_batch,
     index_keys,
 )
 from eventstore.backends.sizes import item_size
@@ -206,13 +206,7 @@ class SQLiteBackend(Backend):
     def write(self, writes: Sequence[Write], *, token: str | None = None) -> None:
         if not writes:
             return
-        if len(writes) > MAX_WRITE_ACTIONS:
-            raise InvalidInput(f"{len(writes)} writes in one batch; at most {MAX_WRITE_ACTIONS}")
-        if token is not None and not 1 <= len(token) <= 36:
-            raise InvalidInput("a write token must be 1 to 36 characters")
-        keys = [w.key for w in writes]
-        if len(set(keys)) != len(keys):
-            raise InvalidInput("a write batch may touch each key once")
+        check_batch(writes, token)
         # Rows of puts are built (and their sizes checked) before taking the write lock.
         rows: list[tuple[Any, ...] | None] = [
             _row(w.item) if isinstance(w, Put) else None for w in writes
