@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Generic, Literal, TypedDict, TypeVar
+from typing import Generic, Literal, TypedDict, TypeVar
 
 from eventstore import records
 from eventstore.backends.base import Item, SortCondition, index_keys
@@ -47,18 +47,6 @@ class QueryPage(Generic[R]):
 
     def __len__(self) -> int:
         return len(self.items)
-
-
-@dataclass(frozen=True)
-class ReplayPage:
-    """Consecutive versions of a replay and the checkpoint right after the last of them: pass
-    ``checkpoint`` as ``after=`` to continue with the version that follows. ``skipped`` counts
-    the versions this page passed over because another writer trimmed them while they were
-    being read."""
-
-    items: list[Version[Any]]
-    checkpoint: str
-    skipped: int = 0
 
 
 # -- arguments -------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from eventstore import records
@@ -37,6 +38,18 @@ OnTrimmed = Callable[[int], None]
 # A latest read that finds its version trimmed under it (only a racing erase or a keyframe seen
 # half-written can do that) reads again this many times.
 _LATEST_ROUNDS = 3
+
+
+@dataclass(frozen=True)
+class ReplayPage:
+    """Consecutive versions of a replay and the checkpoint right after the last of them: pass
+    ``checkpoint`` as ``after=`` to continue with the version that follows. ``skipped`` counts
+    the versions this page passed over because another writer trimmed them while they were
+    being read."""
+
+    items: list[Version[Any]]
+    checkpoint: str
+    skipped: int = 0
 
 
 class Reader:
@@ -252,6 +265,24 @@ class Reader:
                 yield from self._decoded(cls, stored[position + len(rest) :], keyframes, on_trimmed)
                 return
             yield version
+
+    def replay_pages(
+        self, classes: list[type[Resource]], position: ReplayPosition | None, size: int
+    ) -> Iterator[ReplayPage]:
+        """:meth:`replay` in pages of at most ``size`` versions, each with its checkpoint."""
+        batch: list[Version[Any]] = []
+        trimmed, reported = [0], 0
+
+        def count(n: int) -> None:
+            trimmed[0] += n
+
+        for version, mark in self.replay(classes, position, count):
+            batch.append(version)
+            if len(batch) >= size:
+                yield ReplayPage(batch, mark.encode(), trimmed[0] - reported)
+                batch, reported = [], trimmed[0]
+        if batch:
+            yield ReplayPage(batch, mark.encode(), trimmed[0] - reported)
 
     def replay(
         self,

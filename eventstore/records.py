@@ -71,10 +71,6 @@ def keyframe_key(pk: str, number: int) -> Key:
     return (pk, keyframe_sk(keyframe_of(number, KEYFRAME_INTERVAL)))
 
 
-def item_key(item: Mapping[str, Value]) -> Key:
-    return (str(item[PK]), str(item[SK]))
-
-
 # -- heads -----------------------------------------------------------------------------------
 
 
@@ -90,9 +86,6 @@ class Head:
     @property
     def remaining(self) -> tuple[int, int]:
         return (self.lowest, self.version)
-
-    def last_version_id(self) -> str:
-        return str(self.item.get(VERSION_ID, ""))
 
 
 def head(item: Mapping[str, Value]) -> Head:

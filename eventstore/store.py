@@ -27,7 +27,6 @@ from eventstore.keyframes import KeyframeCache
 from eventstore.keys import MAX_VERSION, check_resource_id, stream_pk
 from eventstore.querying import (
     QueryPage,
-    ReplayPage,
     SortKey,
     check_flag,
     check_limit,
@@ -36,7 +35,7 @@ from eventstore.querying import (
     query_page,
     sort_condition,
 )
-from eventstore.reading import Reader
+from eventstore.reading import Reader, ReplayPage
 from eventstore.resource import Resource, Version, check_resource_class, registered_types
 from eventstore.writing import Prepared, Writer
 
@@ -230,24 +229,7 @@ class EventStore:
                     f"checkpoint is in {position.type_name}, which this replay does not cover"
                 )
             classes = classes[names.index(position.type_name) :]
-        return self._replay(classes, position, check_limit(page_size))
-
-    def _replay(
-        self, classes: list[type[Resource]], position: ReplayPosition | None, size: int
-    ) -> Iterator[ReplayPage]:
-        batch: list[Version[Any]] = []
-        trimmed, reported = [0], 0
-
-        def count(n: int) -> None:
-            trimmed[0] += n
-
-        for version, mark in self.reader.replay(classes, position, count):
-            batch.append(version)
-            if len(batch) >= size:
-                yield ReplayPage(batch, mark.encode(), trimmed[0] - reported)
-                batch, reported = [], trimmed[0]
-        if batch:
-            yield ReplayPage(batch, mark.encode(), trimmed[0] - reported)
+        return self.reader.replay_pages(classes, position, check_limit(page_size))
 
     def heads(self, resource_type: type[Resource], *, reverse: bool = False) -> Iterator[Item]:
         """The head items of every stream of a type, in creation order (newest first with

@@ -5,7 +5,8 @@ Declare a :class:`Projection`, open the store with it, query it (``store.query``
 projectors over a replay. This package builds on ``eventstore``; the store never imports it.
 """
 
-from eventstore.querying import QueryPage, ReplayPage
+from eventstore.querying import QueryPage
+from eventstore.reading import ReplayPage
 from projections.cursor import InvalidCursor
 from projections.projection import Projection
 from projections.query import list_all, query, query_all
