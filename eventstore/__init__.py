@@ -4,7 +4,9 @@ from eventstore.errors import (
     BackendError,
     BackendTimeout,
     BackendUnavailable,
+    CommitTooLarge,
     ConcurrencyError,
+    Conflict,
     ContentionError,
     CorruptRecord,
     DuplicateResourceType,
@@ -21,16 +23,19 @@ from eventstore.errors import (
     WrongType,
 )
 from eventstore.resource import Resource, Version
-from eventstore.store import ANY, NO_STREAM, EventStore
+from eventstore.store import ANY, NO_STREAM, Append, EventStore
 from eventstore.urls import open_store as open
 
 __all__ = [
     "ANY",
     "NO_STREAM",
+    "Append",
     "BackendError",
     "BackendTimeout",
     "BackendUnavailable",
+    "CommitTooLarge",
     "ConcurrencyError",
+    "Conflict",
     "ContentionError",
     "CorruptRecord",
     "DuplicateResourceType",

@@ -9,34 +9,64 @@ the library's class or the builtin they already handle.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 
 class EventStoreError(Exception):
     """Base class of every error raised by eventstore and projections."""
 
 
+@dataclass(frozen=True)
+class Conflict:
+    """One stream that was not at the version an append expected."""
+
+    resource_type: str
+    resource_id: str
+    expected: object
+    actual: int
+
+    def __str__(self) -> str:
+        return (
+            f"{self.resource_type} {self.resource_id!r}: expected version {self.expected}, "
+            f"stream is at {self.actual}"
+        )
+
+
 class ConcurrencyError(EventStoreError):
-    """The stream was not at the version the append expected.
+    """A stream was not at the version the append expected. Nothing was written.
 
     ``expected`` is what the caller asked for (an int, or the ``NO_STREAM`` sentinel); ``actual`` is
-    the stream's version when the write was refused (``0`` when the stream does not exist). Nothing
-    was written.
+    the stream's version when the write was refused (``0`` when the stream does not exist).
+    ``conflicts`` lists every stream of an ``append_many`` that conflicted; the other attributes
+    are those of the first.
     """
 
-    def __init__(self, resource_type: str, resource_id: str, expected: object, actual: int) -> None:
+    def __init__(
+        self,
+        resource_type: str,
+        resource_id: str,
+        expected: object,
+        actual: int,
+        conflicts: Sequence[Conflict] = (),
+    ) -> None:
         self.resource_type = resource_type
         self.resource_id = resource_id
         self.expected = expected
         self.actual = actual
-        message = (
-            f"{resource_type} {resource_id!r}: expected version {expected}, stream is at {actual}"
-        )
-        if str(expected) == "NO_STREAM" and actual > 0:
+        first = Conflict(resource_type, resource_id, expected, actual)
+        self.conflicts: list[Conflict] = list(conflicts) or [first]
+        message = "; ".join(map(str, self.conflicts))
+        if len(self.conflicts) == 1 and str(expected) == "NO_STREAM" and actual > 0:
             message += (
                 f"; to append to an existing stream pass expected_version={actual} "
                 "(or ANY to skip the check)"
             )
         super().__init__(message)
+
+    @classmethod
+    def of(cls, conflicts: Sequence[Conflict]) -> ConcurrencyError:
+        c = conflicts[0]
+        return cls(c.resource_type, c.resource_id, c.expected, c.actual, conflicts)
 
 
 class ContentionError(ConcurrencyError):
@@ -130,6 +160,21 @@ class InvalidInput(EventStoreError, ValueError):
 class InvalidCursor(InvalidInput):
     """A cursor or checkpoint was altered, belongs to another query (another projection,
     partition, sort condition or direction) or another table, or is not one at all."""
+
+
+class CommitTooLarge(InvalidInput):
+    """An atomic write would pass a limit of DynamoDB's ``TransactWriteItems`` (applied on every
+    backend): ``limit_name`` is ``"actions"`` (100 items, counting versions, keyframes, heads and
+    trims) or ``"bytes"`` (4 MB). Nothing was written."""
+
+    def __init__(self, limit_name: str, size: int, limit: int) -> None:
+        self.limit_name = limit_name
+        self.size = size
+        self.limit = limit
+        super().__init__(
+            f"the commit needs {size} {limit_name} in one atomic write, over the limit of {limit}; "
+            "split it into smaller commits"
+        )
 
 
 class InvalidState(EventStoreError, ValueError):

@@ -6,13 +6,16 @@ from __future__ import annotations
 import enum
 import json
 from collections.abc import Mapping
-from typing import Any, Final, TypeVar
+from dataclasses import KW_ONLY, dataclass, field
+from typing import Any, Final, Generic, TypeVar
 
 from pydantic import ValidationError
 from pydantic_core import PydanticSerializationError
 
 from eventstore.errors import InvalidInput, InvalidState, WrongType
-from eventstore.resource import Resource
+from eventstore.ids import new_resource_id
+from eventstore.keys import check_resource_id
+from eventstore.resource import FrozenDict, Resource
 
 R = TypeVar("R", bound=Resource)
 
@@ -36,6 +39,35 @@ class Expect(enum.Enum):
 NO_STREAM: Final = Expect.NO_STREAM
 #: ``expected_version=ANY``: append whatever the stream's version.
 ANY: Final = Expect.ANY
+
+
+@dataclass(frozen=True, slots=True)
+class Append(Generic[R]):
+    """One append of an atomic commit (:meth:`EventStore.append_many`), with the same meaning
+    and checks as the arguments of :meth:`EventStore.append`; bad arguments raise here.
+
+    Without ``resource_id`` the append starts a new stream whose id (a new ULID) is chosen when
+    the ``Append`` is made, so handing the same ``Append`` to a retried commit cannot create a
+    second stream."""
+
+    state: R
+    _: KW_ONLY
+    resource_id: str = None  # type: ignore[assignment]
+    expected_version: int | Expect = NO_STREAM
+    event: str | None = None
+    metadata: Mapping[str, Any] | None = None
+    metadata_json: str | None = field(init=False, repr=False, compare=False, default=None)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.state, Resource):
+            raise WrongType(f"append takes a Resource instance, got {type(self.state).__name__}")
+        rid = new_resource_id() if self.resource_id is None else check_resource_id(self.resource_id)
+        object.__setattr__(self, "resource_id", rid)
+        object.__setattr__(self, "expected_version", check_expected(self.expected_version))
+        check_event(self.event)
+        object.__setattr__(self, "metadata_json", metadata_json(self.metadata))
+        if self.metadata is not None:
+            object.__setattr__(self, "metadata", FrozenDict(self.metadata))
 
 
 def check_expected(expected: object) -> int | Expect:

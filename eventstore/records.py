@@ -263,14 +263,20 @@ def to_version(
     )
 
 
-def trim_writes(pk: str, lowest: int, target: int, budget: int) -> tuple[list[Write], int]:
+def trim_writes(
+    pk: str, lowest: int, target: int, budget: int, *, existing: int | None = None
+) -> tuple[list[Write], int]:
     """Deletes that move a stream's lowest retained version from ``lowest`` towards ``target``, at
     most ``budget`` of them, and the bound reached. A keyframe goes with the last version that
-    needs it, so a held version always has its keyframe."""
+    needs it, so a held version always has its keyframe. With ``existing``, only items of
+    versions up to it are deleted (later ones are being written by the same commit, or not)."""
     writes: list[Write] = []
+    last = target - 1 if existing is None else min(target - 1, existing)
     while lowest < target and len(writes) + 2 <= budget:
-        writes.append(Delete(version_key(pk, lowest)))
-        if keyframe_of(lowest + 1, KEYFRAME_INTERVAL) != keyframe_of(lowest, KEYFRAME_INTERVAL):
+        if lowest <= last:
+            writes.append(Delete(version_key(pk, lowest)))
+        base = keyframe_of(lowest, KEYFRAME_INTERVAL)
+        if keyframe_of(lowest + 1, KEYFRAME_INTERVAL) != base and base <= last:
             writes.append(Delete(keyframe_key(pk, lowest)))
         lowest += 1
     return writes, lowest

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar, cast
 
 from typing_extensions import Unpack
@@ -12,17 +12,9 @@ from eventstore import codec, records
 from eventstore.backends.base import Backend, Item
 from eventstore.cursors import CursorSigner, ReplayPosition
 from eventstore.errors import InvalidInput, ProjectionError, WrongType
-from eventstore.ids import new_resource_id, parse_version_id
+from eventstore.ids import parse_version_id
 from eventstore.indexing import IndexPlan, IndexProjection, index_partition
-from eventstore.inputs import (
-    ANY,
-    NO_STREAM,
-    Expect,
-    check_event,
-    check_expected,
-    metadata_json,
-    serialize,
-)
+from eventstore.inputs import ANY, NO_STREAM, Append, Expect, serialize
 from eventstore.keyframes import KeyframeCache
 from eventstore.keys import MAX_VERSION, check_resource_id, stream_pk
 from eventstore.querying import (
@@ -39,7 +31,7 @@ from eventstore.reading import Reader, ReplayPage
 from eventstore.resource import Resource, Version, check_resource_class, registered_types
 from eventstore.writing import Prepared, Writer
 
-__all__ = ["ANY", "NO_STREAM", "EventStore", "Expect"]
+__all__ = ["ANY", "NO_STREAM", "Append", "EventStore", "Expect"]
 
 R = TypeVar("R", bound=Resource)
 
@@ -112,28 +104,50 @@ class EventStore:
         would not give back exactly, metadata that is not JSON, a bad id) raises before anything
         is sent.
         """
-        if not isinstance(state, Resource):
-            raise WrongType(f"append() takes a Resource instance, got {type(state).__name__}")
-        cls = type(state)
-        rid = new_resource_id() if resource_id is None else check_resource_id(resource_id)
-        expected = check_expected(expected_version)
-        checked_event = check_event(event)
-        meta = metadata_json(metadata)
-        data, clean = serialize(state, self._max_state)
-        index_set, index_remove = self.indexes.head_attributes(cls.resource_type, clean)
-        prepared = Prepared(
-            cls,
-            rid,
-            stream_pk(cls.resource_type, rid),
-            expected,
-            data,
-            clean,
-            checked_event,
-            meta,
-            index_set,
-            index_remove,
+        one = Append(
+            state,
+            resource_id=resource_id,  # type: ignore[arg-type]
+            expected_version=expected_version,
+            event=event,
+            metadata=metadata,
         )
-        return cast("Version[R]", self._writer.append(prepared))
+        return cast("Version[R]", self.append_many([one])[0])
+
+    def append_many(self, appends: Sequence[Append[Any]]) -> list[Version[Any]]:
+        """Apply every :class:`Append` in one atomic write (one request on DynamoDB, one
+        transaction on SQLite), or none of them; return the new versions in the same order.
+
+        A stream may appear several times: its appends get consecutive versions, each
+        ``expected_version`` checked in order (the second append to a stream at version 3 expects
+        4). Projection keys, trimming and keyframes ride in the same write. A conflict on any
+        stream raises :class:`ConcurrencyError` listing every stream that conflicted
+        (``conflicts``), nothing written. The limits of one atomic write (DynamoDB's 100 actions
+        and 4 MB, counting versions, keyframes, heads and trims; 400 KB per item) are checked
+        before anything is sent (:class:`CommitTooLarge`, :class:`ItemTooLarge`)."""
+        if not isinstance(appends, Sequence) or not appends:
+            raise WrongType("append_many() takes a non-empty sequence of Append")
+        prepared: list[Prepared] = []
+        for one in appends:
+            if not isinstance(one, Append):
+                raise WrongType(f"append_many() takes Append items, got {type(one).__name__}")
+            cls = type(one.state)
+            data, clean = serialize(one.state, self._max_state)
+            index_set, index_remove = self.indexes.head_attributes(cls.resource_type, clean)
+            prepared.append(
+                Prepared(
+                    cls,
+                    one.resource_id,
+                    stream_pk(cls.resource_type, one.resource_id),
+                    one.expected_version,
+                    data,
+                    clean,
+                    one.event,
+                    one.metadata_json,
+                    index_set,
+                    index_remove,
+                )
+            )
+        return self._writer.commit(prepared)
 
     def read_version(
         self,

@@ -1,25 +1,41 @@
-"""Planning and sending appends: the version item (a delta against its group's keyframe where that
-is smaller), the keyframe when a group starts, trimming deletes, and the conditional head write,
-all in one atomic write; and the retries an append makes on its own."""
+"""Planning and sending commits: for each stream, its new version items (deltas against their
+group's keyframe where that is smaller), the keyframes of groups they start, trimming deletes and
+the conditional head write; all of a commit in one atomic write; and the retries a commit makes
+on its own."""
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from eventstore import codec, records
-from eventstore.backends.base import MAX_WRITE_ACTIONS, Backend, ConditionFailed, Put, Value, Write
+from eventstore.backends.base import (
+    MAX_WRITE_ACTIONS,
+    MAX_WRITE_BYTES,
+    Backend,
+    ConditionFailed,
+    Put,
+    Update,
+    Value,
+    Write,
+)
+from eventstore.backends.sizes import item_size
 from eventstore.backoff import Backoff
-from eventstore.errors import ConcurrencyError, ContentionError, InvalidInput
+from eventstore.errors import (
+    CommitTooLarge,
+    ConcurrencyError,
+    Conflict,
+    ContentionError,
+    InvalidInput,
+)
 from eventstore.ids import issued_at, new_version_id, parse_version_id
 from eventstore.inputs import ANY, NO_STREAM, Expect
 from eventstore.keys import KEYFRAME_INTERVAL, MAX_VERSION, keyframe_of
 from eventstore.reading import Reader
 from eventstore.resource import FrozenDict, Resource, Version
 
-# Trimming deletes ride in the append's own atomic write; keep room for the puts and the head.
-_TRIM_BUDGET = MAX_WRITE_ACTIONS - 3
 # Refusals that are not conflicts (a writer's clock behind the stream's last id, a retention bound
 # learnt late) are corrected from the refused head; more than this many in a row is a conflict.
 _MAX_CORRECTIONS = 20
@@ -45,22 +61,39 @@ class Prepared:
 
 
 @dataclass
-class _Known:
-    """Facts about the head learnt from a refused write, used to plan the next attempt."""
+class _Stream:
+    """The appends of one commit to one stream, and what is known of the stream's head."""
 
-    lowest: int | None = None
-    not_before_ms: int = 0
+    appends: list[Prepared]
+    at: int | Expect  # the version before the commit (NO_STREAM: none)
+    lowest: int | None = None  # learnt from a refused head
+    not_before_ms: int = 0  # likewise: the stream's last id, plus one millisecond
+
+    @property
+    def first(self) -> Prepared:
+        return self.appends[0]
+
+    @property
+    def previous(self) -> int:
+        return 0 if isinstance(self.at, Expect) else self.at
 
 
 @dataclass
 class _Plan:
-    writes: list[Write]
-    version_id: str
+    """One stream's part of the atomic write."""
+
+    stream: _Stream
+    puts: list[Write]
+    version_ids: list[str]
+    target: int  # the lowest version the stream keeps after the commit
+    frames: dict[int, bytes]  # keyframe JSON of groups the commit starts
+    trims: list[Write] = field(default_factory=list)
+    lowest: int | None = None
     follow_up: tuple[int, int] | None = None
 
 
 class Writer:
-    """Sends appends to ``backend``; reads keyframes through ``reader`` when its cache is cold."""
+    """Sends commits to ``backend``; reads keyframes through ``reader`` when its cache is cold."""
 
     def __init__(
         self, backend: Backend, reader: Reader, *, threshold: int, contention_budget: float
@@ -70,121 +103,192 @@ class Writer:
         self.threshold = threshold
         self.contention_budget = contention_budget
 
-    def append(self, p: Prepared) -> Version[Any]:
-        """Write ``p`` as the next version of its stream, or raise :class:`ConcurrencyError`.
+    def commit(self, batch: Sequence[Prepared]) -> list[Version[Any]]:
+        """Write every append of ``batch`` in one atomic write, or none of them.
 
-        With ``ANY`` a lost race is retried with backoff and jitter, each retry planned from the
-        head the refusal returned, until ``contention_budget`` seconds have passed
-        (:class:`ContentionError`)."""
-        type_name = p.cls.resource_type
-        known = _Known()
+        Appends to one stream get consecutive versions, each ``expected`` checked in order. A
+        stream whose first append expects ``ANY`` retries a lost race with backoff and jitter,
+        planned from the head the refusal returned, until ``contention_budget`` seconds have
+        passed (:class:`ContentionError`); any other mismatch is :class:`ConcurrencyError`
+        listing every stream that conflicted."""
+        streams: dict[str, _Stream] = {}
+        for p in batch:
+            stream = streams.setdefault(p.pk, _Stream([], p.expected))
+            stream.appends.append(p)
+        undecided = [s for s in streams.values() if s.at is ANY]
+        if undecided:
+            heads = self.backend.get([records.head_key(s.first.pk) for s in undecided])
+            for s, item in zip(undecided, heads, strict=True):
+                s.at = NO_STREAM if item is None else records.number(item, records.VERSION)
         backoff = Backoff(base=0.005, cap=0.5, budget=self.contention_budget)
         corrections = 0
-        at: int | Expect = p.expected
-        if at is ANY:
-            item = self.backend.get([records.head_key(p.pk)])[0]
-            at = NO_STREAM if item is None else records.number(item, records.VERSION)
         while True:
-            assert not isinstance(at, Expect) or at is NO_STREAM
-            number = 1 if isinstance(at, Expect) else at + 1
-            if number > MAX_VERSION:
-                raise InvalidInput(f"{type_name} {p.resource_id!r} has reached the last version")
-            plan = self._plan(p, number, known)
+            for s in streams.values():
+                _check_sequence(s)
+            plans = [self._plan(s) for s in streams.values()]
+            writes, heads_at = self._assemble(plans)
             try:
-                self.backend.write(plan.writes, token=plan.version_id)
+                self.backend.write(writes, token=plans[0].version_ids[0])
+                break
             except ConditionFailed as e:
-                current = e.item
-                actual = 0 if current is None else records.number(current, records.VERSION)
-                if at is NO_STREAM or actual != at:
-                    if p.expected is not ANY:
-                        raise ConcurrencyError(
-                            type_name, p.resource_id, p.expected, actual
-                        ) from None
-                    if not backoff.wait():
-                        raise ContentionError(
-                            type_name,
-                            p.resource_id,
-                            ANY,
-                            actual,
-                            attempts=backoff.tries,
-                            elapsed=backoff.elapsed,
-                        ) from None
-                    at = NO_STREAM if actual == 0 else actual
-                    continue
-                # Same version, so the refusal came from the retention bound or the id order:
-                # replan with what the head says.
-                assert current is not None
-                corrections += 1
-                if corrections > _MAX_CORRECTIONS:
-                    raise ConcurrencyError(type_name, p.resource_id, p.expected, actual) from None
-                known.lowest = records.number(current, records.LOWEST)
-                known.not_before_ms = parse_version_id(str(current[records.VERSION_ID]))[1] + 1
-                continue
-            if plan.follow_up is not None:
-                self._finish_trim(p.pk, *plan.follow_up)
-            if number == keyframe_of(number, KEYFRAME_INTERVAL):
-                self.reader.cache.put(p.pk, number, p.data)
-            return Version(
-                resource_type=type_name,
-                resource_id=p.resource_id,
-                version=number,
-                version_id=plan.version_id,
-                recorded_at=issued_at(plan.version_id),
-                state=p.state,
-                event=p.event,
-                metadata=FrozenDict(json.loads(p.metadata) if p.metadata else {}),
-            )
+                conflicts, raced = [], []
+                for index, current in e.failures.items():
+                    s = heads_at[index]
+                    actual = 0 if current is None else records.number(current, records.VERSION)
+                    if s.at is NO_STREAM or actual != s.at:
+                        if s.first.expected is ANY:
+                            s.at, s.lowest = (NO_STREAM if actual == 0 else actual), None
+                            raced.append(s)
+                        else:
+                            first = s.first
+                            conflicts.append(
+                                Conflict(
+                                    first.cls.resource_type,
+                                    first.resource_id,
+                                    first.expected,
+                                    actual,
+                                )
+                            )
+                        continue
+                    # Same version, so the refusal came from the retention bound or the id
+                    # order: replan with what the head says.
+                    assert current is not None
+                    corrections += 1
+                    if corrections > _MAX_CORRECTIONS:
+                        conflicts.append(
+                            Conflict(s.first.cls.resource_type, s.first.resource_id, s.at, actual)
+                        )
+                    s.lowest = records.number(current, records.LOWEST)
+                    s.not_before_ms = parse_version_id(str(current[records.VERSION_ID]))[1] + 1
+                if conflicts:
+                    raise ConcurrencyError.of(conflicts) from None
+                if raced and not backoff.wait():
+                    s = raced[0]
+                    raise ContentionError(
+                        s.first.cls.resource_type,
+                        s.first.resource_id,
+                        ANY,
+                        s.previous,
+                        attempts=backoff.tries,
+                        elapsed=backoff.elapsed,
+                    ) from None
+        return self._settle(batch, plans)
 
-    def _plan(self, p: Prepared, number: int, known: _Known) -> _Plan:
-        vid = new_version_id(number, not_before_ms=known.not_before_ms)
-        base = keyframe_of(number, KEYFRAME_INTERVAL)
-        writes: list[Write] = []
-        if number == base:
-            keyframe = codec.encode(p.data, threshold=self.threshold)
-            writes.append(Put(records.keyframe_item(p.pk, number, keyframe)))
-            blob: bytes = codec.encode_delta(p.data, p.data)
+    def _settle(self, batch: Sequence[Prepared], plans: list[_Plan]) -> list[Version[Any]]:
+        """After the write: finish long trims, remember keyframes, make the versions."""
+        made: dict[int, Version[Any]] = {}
+        for plan in plans:
+            s = plan.stream
+            if plan.follow_up is not None:
+                self._finish_trim(s.first.pk, *plan.follow_up)
+            for i, p in enumerate(s.appends):
+                number, vid = s.previous + 1 + i, plan.version_ids[i]
+                made[id(p)] = Version(
+                    resource_type=p.cls.resource_type,
+                    resource_id=p.resource_id,
+                    version=number,
+                    version_id=vid,
+                    recorded_at=issued_at(vid),
+                    state=p.state,
+                    event=p.event,
+                    metadata=FrozenDict(json.loads(p.metadata) if p.metadata else {}),
+                )
+            newest = max(plan.frames, default=None)
+            if newest is not None:
+                self.reader.cache.put(s.first.pk, newest, plan.frames[newest])
+        return [made[id(p)] for p in batch]
+
+    def _plan(self, s: _Stream) -> _Plan:
+        pk, cls = s.first.pk, s.first.cls
+        first = s.previous + 1
+        last = first + len(s.appends) - 1
+        if last > MAX_VERSION:
+            raise InvalidInput(
+                f"{cls.resource_type} {s.first.resource_id!r} has reached the last version"
+            )
+        limit = cls.max_versions
+        target = 1 if limit is None else max(1, last - limit + 1)
+        plan = _Plan(s, [], [], target, {})
+        for i, p in enumerate(s.appends):
+            number = first + i
+            vid = new_version_id(number, not_before_ms=s.not_before_ms)
+            plan.version_ids.append(vid)
+            base = keyframe_of(number, KEYFRAME_INTERVAL)
+            if number == base:
+                plan.frames[base] = p.data
+                if base + KEYFRAME_INTERVAL > target:  # some version of the group is kept
+                    keyframe = codec.encode(p.data, threshold=self.threshold)
+                    plan.puts.append(Put(records.keyframe_item(pk, base, keyframe)))
+            if number < target:
+                continue  # trimmed by the commit that writes it: never stored
             blob_base: int | None = number
-        else:
-            blob, blob_base = self._encode(p.pk, base, p.data)
-        writes.append(
-            Put(
-                records.version_item(
-                    p.pk, number, vid, blob, base=blob_base, event=p.event, metadata=p.metadata
+            if number == base:
+                blob = codec.encode_delta(p.data, p.data)
+            else:
+                blob, blob_base = self._encode(pk, base, p.data, plan.frames.get(base))
+            plan.puts.append(
+                Put(
+                    records.version_item(
+                        pk, number, vid, blob, base=blob_base, event=p.event, metadata=p.metadata
+                    )
                 )
             )
-        )
-        plan = _Plan(writes, vid)
-        limit = p.cls.max_versions
-        lowest: int | None = 1 if number == 1 else None
-        bound: int | None = None
-        if number > 1 and limit is not None:
-            bound = known.lowest if known.lowest is not None else max(1, number - limit)
-            target = max(1, number - limit + 1)
-            deletes, reached = records.trim_writes(p.pk, bound, target, _TRIM_BUDGET)
-            writes.extend(deletes)
-            lowest = reached
-            if reached < target:
-                plan.follow_up = (reached, target)
-        writes.append(
-            records.head_update(
-                p.pk,
-                version=number,
-                version_id=vid,
-                listed_as=p.cls.resource_type if number == 1 else None,
-                lowest=lowest,
-                index_set=p.index_set,
-                index_remove=p.index_remove,
-                condition=records.head_condition(
-                    None if number == 1 else number - 1, lowest=bound, below_id=vid
-                ),
-            )
-        )
         return plan
 
-    def _encode(self, pk: str, base: int, data: bytes) -> tuple[bytes, int | None]:
+    def _assemble(self, plans: list[_Plan]) -> tuple[list[Write], dict[int, _Stream]]:
+        """The atomic write: puts, then trims as far as the action limit allows, then heads."""
+        fixed = sum(len(plan.puts) + 1 for plan in plans)
+        if fixed > MAX_WRITE_ACTIONS:
+            raise CommitTooLarge("actions", fixed, MAX_WRITE_ACTIONS)
+        budget = MAX_WRITE_ACTIONS - fixed
+        for plan in plans:
+            s = plan.stream
+            if s.at is NO_STREAM:
+                plan.lowest = plan.target
+                continue
+            bound = _bound(s)
+            if bound is None:
+                continue
+            plan.trims, plan.lowest = records.trim_writes(
+                s.first.pk, bound, plan.target, budget, existing=s.previous
+            )
+            budget -= len(plan.trims)
+            if plan.lowest < plan.target:
+                plan.follow_up = (plan.lowest, plan.target)
+        writes: list[Write] = []
+        heads_at: dict[int, _Stream] = {}
+        for plan in plans:
+            writes += plan.puts + plan.trims
+        for plan in plans:
+            s, newest = plan.stream, plan.stream.appends[-1]
+            heads_at[len(writes)] = s
+            writes.append(
+                records.head_update(
+                    newest.pk,
+                    version=s.previous + len(s.appends),
+                    version_id=plan.version_ids[-1],
+                    listed_as=newest.cls.resource_type if s.at is NO_STREAM else None,
+                    lowest=plan.lowest,
+                    index_set=newest.index_set,
+                    index_remove=newest.index_remove,
+                    condition=records.head_condition(
+                        None if s.at is NO_STREAM else s.previous,
+                        lowest=_bound(s),
+                        below_id=plan.version_ids[0],
+                    ),
+                )
+            )
+        size = sum(_size(w) for w in writes)
+        if size > MAX_WRITE_BYTES:
+            raise CommitTooLarge("bytes", size, MAX_WRITE_BYTES)
+        return writes, heads_at
+
+    def _encode(
+        self, pk: str, base: int, data: bytes, keyframe: bytes | None
+    ) -> tuple[bytes, int | None]:
         """The state of a version that does not start a group: a delta against the group's
         keyframe when that is smaller, else the whole state compressed."""
-        keyframe = self.reader.cache.get(pk, base)
+        keyframe = keyframe or self.reader.cache.get(pk, base)
         full: bytes | None = None
         if keyframe is None:
             full = codec.encode(data, threshold=self.threshold)
@@ -204,8 +308,8 @@ class Writer:
         return (delta, base) if len(delta) < len(full) else (full, None)
 
     def _finish_trim(self, pk: str, lowest: int, target: int) -> None:
-        # Only when max_versions was lowered by more than one write can carry: the rest of the
-        # old versions go in further atomic writes, each moving the head's bound along.
+        # Only when a commit could not carry every delete (max_versions lowered a lot, or a
+        # large commit): the rest go in further atomic writes, each moving the head's bound.
         while lowest < target:
             deletes, reached = records.trim_writes(pk, lowest, target, MAX_WRITE_ACTIONS - 1)
             try:
@@ -213,3 +317,29 @@ class Writer:
             except ConditionFailed:
                 return  # another writer moved the bound; it carries on from there
             lowest = reached
+
+
+def _check_sequence(s: _Stream) -> None:
+    """Appends after the first to one stream: each ``expected`` must be the version the one
+    before it makes (or ``ANY``); checked before anything is sent."""
+    for i, p in enumerate(s.appends[1:], start=1):
+        at = s.previous + i
+        if p.expected is ANY or p.expected == at:
+            continue
+        raise ConcurrencyError(p.cls.resource_type, p.resource_id, p.expected, at)
+
+
+def _bound(s: _Stream) -> int | None:
+    """The retention bound the stream's head holds before the commit (``None``: no limit)."""
+    limit = s.first.cls.max_versions
+    if s.at is NO_STREAM or limit is None:
+        return None
+    return s.lowest if s.lowest is not None else max(1, s.previous + 1 - limit)
+
+
+def _size(w: Write) -> int:
+    if isinstance(w, Put):
+        return item_size(w.item)
+    if isinstance(w, Update):
+        return item_size({records.PK: w.key[0], records.SK: w.key[1], **w.set})
+    return 0

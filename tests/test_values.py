@@ -53,7 +53,13 @@ offsets = st.integers(min_value=-86399, max_value=86399).map(
 moments = st.datetimes(
     min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 30), timezones=offsets
 )
-json_leaves = st.none() | st.booleans() | st.integers() | st.text() | st.floats(allow_nan=False, allow_infinity=False)
+json_leaves = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.text()
+    | st.floats(allow_nan=False, allow_infinity=False)
+)
 states = st.builds(
     Everything,
     moment=st.none() | moments,

@@ -36,6 +36,9 @@ MAX_ITEM_SIZE = 400 * 1024
 #: DynamoDB's limit on actions in one atomic write.
 MAX_WRITE_ACTIONS = 100
 
+#: DynamoDB's limit on the total size of the items one atomic write puts or updates.
+MAX_WRITE_BYTES = 4 * 1024 * 1024
+
 
 def check_batch(writes: Sequence[Write], token: str | None) -> None:
     """Refuse a batch the contract of :meth:`Backend.write` does not allow, before sending it."""
@@ -141,13 +144,17 @@ class Page:
 class ConditionFailed(Exception):
     """Raised by :meth:`Backend.write` when a condition did not hold; nothing was written.
 
-    ``index`` is the position of the first failing write in the batch; ``item`` is the current item
-    under its key (``None`` if absent), read atomically with the check.
+    ``failures`` maps the position in the batch of every write whose condition failed to the
+    current item under its key (``None`` if absent), read atomically with the check; ``index`` and
+    ``item`` are the first of them.
     """
 
-    def __init__(self, index: int, item: Item | None) -> None:
+    def __init__(
+        self, index: int, item: Item | None, failures: Mapping[int, Item | None] | None = None
+    ) -> None:
         self.index = index
         self.item = item
+        self.failures: Mapping[int, Item | None] = failures or {index: item}
         super().__init__(f"condition of write {index} failed")
 
 

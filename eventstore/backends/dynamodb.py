@@ -376,11 +376,15 @@ class DynamoDBBackend(Backend):
         def on_error(e: ClientError) -> Exception | None:
             if e.response.get("Error", {}).get("Code") != "TransactionCanceledException":
                 return None
+            failures: dict[int, Item | None] = {}
             for index, reason in enumerate(e.response.get("CancellationReasons", [])):
                 if reason.get("Code") == "ConditionalCheckFailed":
                     old = reason.get("Item")
-                    return ConditionFailed(index, _from_item(old) if old else None)
-            return None
+                    failures[index] = _from_item(old) if old else None
+            if not failures:
+                return None
+            first = min(failures)
+            return ConditionFailed(first, failures[first], failures)
 
         self._call("transact_write_items", params, on_error)
 

@@ -214,15 +214,19 @@ class SQLiteBackend(Backend):
         with self._use() as connection:
             connection.execute("BEGIN IMMEDIATE")
             try:
+                failures: dict[int, Item | None] = {}
                 for position, w in enumerate(writes):
                     # Unconditional puts and deletes do not depend on what is there.
                     if w.condition is None and not isinstance(w, Update):
                         continue
                     current = self._get_one(connection, w.key)
                     if w.condition is not None and not w.condition.holds(current):
-                        raise ConditionFailed(position, current)
-                    if isinstance(w, Update):
+                        failures[position] = current
+                    elif isinstance(w, Update) and not failures:
                         rows[position] = _row(_updated(w, current))
+                if failures:
+                    first = min(failures)
+                    raise ConditionFailed(first, failures[first], failures)
                 deletes = [w.key for w in writes if isinstance(w, Delete)]
                 if deletes:
                     connection.executemany("DELETE FROM items WHERE pk = ? AND sk = ?", deletes)
