@@ -183,3 +183,62 @@ def test_numbers_round_trip(dynamodb_store: EventStore) -> None:
     got = dynamodb_store.read_version(Ledger, v.resource_id)
     assert got.state.amount == big and str(got.state.amount) == str(big)
     assert got.state.rate == 0.1 and repr(got.state.rate) == "0.1"
+
+
+@pytest.mark.parametrize("lost", ["read_timeout", "connection_reset", "server_error"])
+def test_a_commit_whose_answer_was_lost_is_stored_once(
+    dynamodb_store: EventStore, lost: str
+) -> None:
+    """The server applies the commit, the answer is lost; the retry (same ClientRequestToken)
+    returns the stored versions and writes nothing twice."""
+    from botocore.exceptions import ConnectionClosedError, ReadTimeoutError
+
+    from eventstore import Append
+    from tests.faults import error_response
+
+    store = dynamodb_store
+    store.append(Order(customer="ada"), resource_id="a")
+    events = store.backend.client.meta.events  # type: ignore[attr-defined]
+    fired: list[int] = []
+
+    def lose(**_: Any) -> Any:
+        if fired:
+            return None
+        fired.append(1)
+        if lost == "read_timeout":
+            raise ReadTimeoutError(endpoint_url="http://injected")
+        if lost == "connection_reset":
+            raise ConnectionClosedError(endpoint_url="http://injected")
+        return error_response(500, "InternalServerError")
+
+    hook = "after-call.dynamodb.TransactWriteItems" if lost != "server_error" else None
+    if hook:
+        events.register(hook, lose)
+    else:
+        # A 5xx answer in place of the real one: the hook swaps the parsed response.
+        def swap(http_response: Any, parsed: dict[str, Any], **_: Any) -> None:
+            if not fired:
+                fired.append(1)
+                parsed.clear()
+                parsed.update(
+                    {
+                        "Error": {"Code": "InternalServerError", "Message": "injected"},
+                        "ResponseMetadata": {"HTTPStatusCode": 500},
+                    }
+                )
+                http_response.status_code = 500
+
+        events.register("after-call.dynamodb.TransactWriteItems", swap)
+    with requests(store) as sent:
+        made = store.append_many(
+            [
+                Append(Order(customer="ada", status="paid"), resource_id="a", expected_version=1),
+                Append(Note(text="receipt"), resource_id="r"),
+                Append(Order(customer="ada", status="shipped"), resource_id="a", expected_version=2),
+            ]
+        )
+    assert fired and sent == ["TransactWriteItems", "TransactWriteItems"]
+    assert [(v.resource_id, v.version) for v in made] == [("a", 2), ("r", 1), ("a", 3)]
+    stored = list(store.read_stream(Order, "a"))
+    assert [v.version_id for v in stored[1:]] == [made[0].version_id, made[2].version_id]
+    assert [v.version for v in store.read_stream(Note, "r")] == [1]
