@@ -30,6 +30,7 @@ import eventstore
 from eventstore import (
     ANY,
     NO_STREAM,
+    Append,
     ConcurrencyError,
     EventStore,
     Resource,
@@ -198,6 +199,38 @@ class StoreMachine(RuleBasedStateMachine):
             state = self._state(stream.cls, text + str(i % 3))
             v = self.store.append(state, resource_id=key[1], expected_version=stream.version)
             self._record(key, state, v)
+
+    @rule(
+        keys=st.lists(streams, min_size=1, max_size=4),
+        text=TEXTS,
+        use_other=st.booleans(),
+        conflict=st.none() | st.integers(0, 3),
+    )
+    def commit(
+        self, keys: list[tuple[str, str]], text: str, use_other: bool, conflict: int | None
+    ) -> None:
+        """One atomic commit over several streams (a stream may come twice); with ``conflict``,
+        one of its appends expects a wrong version and nothing may be written."""
+        versions = {key: self.model[key].version for key in keys}
+        appends, states = [], []
+        for i, key in enumerate(keys):
+            stream = self.model[key]
+            state = self._state(stream.cls, text + str(i))
+            expected = versions[key]
+            if conflict is not None and i == conflict % len(keys):
+                expected += 7
+            appends.append(Append(state, resource_id=key[1], expected_version=expected))
+            versions[key] += 1
+            states.append((key, state))
+        writer = self._writer(use_other)
+        if conflict is None:
+            made = writer.append_many(appends)
+            for (key, state), v in zip(states, made, strict=True):
+                self._record(key, state, v)
+            return
+        with pytest.raises(ConcurrencyError):
+            writer.append_many(appends)
+        self.dirty.update(keys)  # the invariant reads them in full: nothing may have changed
 
     @rule(key=streams, text=TEXTS, data=st.data())
     def append_wrong(self, key: tuple[str, str], text: str, data: st.DataObject) -> None:
