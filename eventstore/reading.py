@@ -28,7 +28,7 @@ from eventstore.keys import (
     split_pk,
     version_sk,
 )
-from eventstore.resource import Resource, Version
+from eventstore.resource import Resource, Version, resource_class
 
 R = TypeVar("R", bound=Resource)
 
@@ -50,6 +50,29 @@ class ReplayPage:
     items: list[Version[Any]]
     checkpoint: str
     skipped: int = 0
+
+
+@dataclass(frozen=True)
+class FeedEntry:
+    """One position of the feed, without the state: what ``eventstore feed`` prints.
+    ``event`` is ``None`` for a version without one, and for one trimmed since (``trimmed``)."""
+
+    position: int
+    resource_type: str
+    resource_id: str
+    version: int
+    event: str | None
+    trimmed: bool
+
+
+@dataclass(frozen=True)
+class FeedPage:
+    """Consecutive feed positions up to ``last``: the versions among them that are still held
+    (and of the types asked for), or their entries when states are not decoded."""
+
+    versions: list[Version[Any]]
+    entries: list[FeedEntry]
+    last: int
 
 
 class Reader:
@@ -265,6 +288,82 @@ class Reader:
                 yield from self._decoded(cls, stored[position + len(rest) :], keyframes, on_trimmed)
                 return
             yield version
+
+    # -- the feed -----------------------------------------------------------------------------
+
+    def feed_pages(
+        self,
+        partition: int,
+        after: int,
+        *,
+        types: frozenset[str] | None = None,
+        decode: bool = True,
+        page_size: int = 50,
+    ) -> Iterator[FeedPage]:
+        """The feed of ``partition`` after position ``after``, a page at a time, up to the first
+        position not yet visible. Versions trimmed since, of other types, or of types not defined
+        in this process are passed over (the page's ``last`` still moves past them)."""
+        position = after
+        while True:
+            first = position + 1
+            block = records.entry_block(partition, first)
+            page = self.backend.query(
+                block,
+                sk=SortCondition(">=", records.entry_sk(first)),
+                limit=page_size,
+                consistent=True,
+            )
+            entries: list[tuple[int, str, int]] = []
+            for item in page.items:
+                found = records.entry(item)
+                if found[0] != position + 1 + len(entries):
+                    break  # a commit not visible yet: never read past a gap
+                entries.append(found)
+            if not entries:
+                return
+            wanted = [e for e in entries if types is None or split_pk(e[1])[0] in types]
+            yield self._feed_page(wanted, entries[-1][0], decode)
+            position = entries[-1][0]
+            if len(entries) < len(page.items):
+                return
+            if page.last_key is None and records.entry_block(partition, position + 1) == block:
+                return
+
+    def _feed_page(self, entries: list[tuple[int, str, int]], last: int, decode: bool) -> FeedPage:
+        keys: list[tuple[str, str]] = []
+        for _, pk, number in entries:
+            keys.append(records.version_key(pk, number))
+            if decode:
+                keys.append(records.keyframe_key(pk, number))
+        unique = list(dict.fromkeys(keys))
+        found = dict(zip(unique, self.backend.get(unique), strict=True)) if unique else {}
+        versions: list[Version[Any]] = []
+        listed: list[FeedEntry] = []
+        for position, pk, number in entries:
+            item = found.get(records.version_key(pk, number))
+            type_name, rid = split_pk(pk)
+            if not decode:
+                event = None if item is None else item.get(records.EVENT)
+                listed.append(
+                    FeedEntry(
+                        position,
+                        type_name,
+                        rid,
+                        number,
+                        event if isinstance(event, str) else None,
+                        item is None,
+                    )
+                )
+                continue
+            cls = resource_class(type_name)
+            if item is None or cls is None:
+                continue
+            base = keyframe_of(number, KEYFRAME_INTERVAL)
+            keyframe = found.get(records.keyframe_key(pk, number))
+            known = {base: self.keyframe(pk, base, keyframe)} if keyframe is not None else {}
+            with contextlib.suppress(VersionNotFound, StreamNotFound):
+                versions.append(self.decode(cls, records.stored_version(pk, number, item), known))
+        return FeedPage(versions, listed, last)
 
     def replay_pages(
         self, classes: list[type[Resource]], position: ReplayPosition | None, size: int

@@ -50,6 +50,9 @@ STATE = "s"
 BASE = "b"
 EVENT = "e"
 METADATA = "m"
+POSITION = "p"
+STREAM = "r"
+PARTITIONS = "n"
 CHECKPOINT = "after"
 COUNT = "scanned"
 SECRET = "k"
@@ -160,6 +163,7 @@ class StoredVersion:
     base: int | None
     event: str | None
     metadata: str | None
+    position: int | None = None
 
     @property
     def needs_keyframe(self) -> bool:
@@ -175,8 +179,11 @@ def version_item(
     base: int | None,
     event: str | None,
     metadata: str | None,
+    position: int | None = None,
 ) -> Item:
     item: Item = {PK: pk, SK: version_sk(number), VERSION_ID: version_id, STATE: blob}
+    if position is not None:
+        item[POSITION] = position
     if base is not None:
         item[BASE] = base
     if event is not None:
@@ -197,7 +204,7 @@ def stored_version(pk: str, number: int, item: Mapping[str, Value]) -> StoredVer
         raise CorruptRecord(*split_pk(pk), number, "missing state or version id")
     if codec.needs_base(blob) and (isinstance(base, bool) or not isinstance(base, int)):
         raise CorruptRecord(*split_pk(pk), number, "delta without a keyframe number")
-    event, meta = item.get(EVENT), item.get(METADATA)
+    event, meta, position = item.get(EVENT), item.get(METADATA), item.get(POSITION)
     if meta is not None and not isinstance(meta, str):
         raise CorruptRecord(*split_pk(pk), number, "metadata is not text")
     return StoredVersion(
@@ -208,6 +215,7 @@ def stored_version(pk: str, number: int, item: Mapping[str, Value]) -> StoredVer
         base if isinstance(base, int) else None,
         event if isinstance(event, str) else None,
         meta,
+        position if isinstance(position, int) and not isinstance(position, bool) else None,
     )
 
 
@@ -260,6 +268,7 @@ def to_version(
         state=state,
         event=stored.event,
         metadata=FrozenDict(metadata),
+        position=stored.position,
     )
 
 
@@ -285,6 +294,57 @@ def trim_writes(
 def bound_update(pk: str, lowest: int, reached: int) -> Update:
     """Move a head's retention bound, provided nobody moved it first."""
     return Update(head_key(pk), set={LOWEST: reached}, condition=Condition(equals={LOWEST: lowest}))
+
+
+# -- the feed --------------------------------------------------------------------------------
+#
+# Each feed partition has a counter item (the last position it gave out) and one entry item per
+# position, naming the stream and version. Entries live in blocks of FEED_BLOCK positions per
+# partition key, so no single key collects the whole log. A commit updates the counter
+# conditionally and puts its entries in the same atomic write, so positions are gapless and in
+# commit order.
+
+#: Where the table's feed configuration lives (its number of partitions; 0: no feed).
+FEED_CONFIG_KEY: Key = ("_config", "feed")
+#: Feed positions per entry partition key.
+FEED_BLOCK = 10_000
+
+
+def feed_config_item(partitions: int) -> Item:
+    return {PK: FEED_CONFIG_KEY[0], SK: FEED_CONFIG_KEY[1], PARTITIONS: partitions}
+
+
+def counter_key(partition: int) -> Key:
+    return (f"_feed#{partition}", "counter")
+
+
+def counter_update(partition: int, previous: int, last: int) -> Update:
+    """Move a partition's counter from ``previous`` to ``last``, provided nobody moved it."""
+    condition = Condition(exists=False) if previous == 0 else Condition(equals={POSITION: previous})
+    return Update(counter_key(partition), set={POSITION: last}, condition=condition)
+
+
+def entry_block(partition: int, position: int) -> str:
+    """The partition key holding the entry of ``position``."""
+    return f"_feed#{partition}#{position // FEED_BLOCK}"
+
+
+def entry_sk(position: int) -> str:
+    return f"{position:012d}"
+
+
+def entry_item(partition: int, position: int, pk: str, number: int) -> Item:
+    return {
+        PK: entry_block(partition, position),
+        SK: entry_sk(position),
+        STREAM: pk,
+        VERSION: number,
+    }
+
+
+def entry(item: Mapping[str, Value]) -> tuple[int, str, int]:
+    """``(position, stream pk, version)`` of a feed entry."""
+    return int(str(item[SK])), str(item[STREAM]), number(item, VERSION)
 
 
 # -- bookkeeping items -----------------------------------------------------------------------

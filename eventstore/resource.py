@@ -91,7 +91,7 @@ class Version(Generic[R]):
 
     ``version`` counts from 1 without gaps; ``version_id`` is a ULID, unique in the table and
     increasing within the stream; ``recorded_at`` is the UTC time in the version id (milliseconds);
-    ``metadata`` is a read-only dict. A version pickles, deep-copies, and validates and dumps
+    ``metadata`` is a read-only dict; ``position`` is the version's place in the change feed. A version pickles, deep-copies, and validates and dumps
     with ``pydantic.TypeAdapter(Version[T])``; ``json.dumps(v.metadata)`` works.
     """
 
@@ -103,6 +103,9 @@ class Version(Generic[R]):
     state: R
     event: str | None
     metadata: Mapping[str, Any]
+    #: Where this version stands in its feed partition (1, 2, 3, ... in commit order, without
+    #: gaps); ``None`` for versions written to a table without a feed.
+    position: int | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.metadata, FrozenDict):

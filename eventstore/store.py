@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar, cast
 
@@ -17,6 +18,7 @@ from eventstore.indexing import IndexPlan, IndexProjection, index_partition
 from eventstore.inputs import ANY, NO_STREAM, Append, Expect, serialize
 from eventstore.keyframes import KeyframeCache
 from eventstore.keys import MAX_VERSION, check_resource_id, stream_pk
+from eventstore.positions import FeedClock
 from eventstore.querying import (
     QueryPage,
     SortKey,
@@ -27,8 +29,9 @@ from eventstore.querying import (
     query_page,
     sort_condition,
 )
-from eventstore.reading import Reader, ReplayPage
+from eventstore.reading import FeedEntry, Reader, ReplayPage
 from eventstore.resource import Resource, Version, check_resource_class, registered_types
+from eventstore.subscription import Subscription
 from eventstore.writing import Prepared, Writer
 
 __all__ = ["ANY", "NO_STREAM", "Append", "EventStore", "Expect"]
@@ -61,17 +64,22 @@ class EventStore:
         self._max_state = max_state_size
         #: Decodes stored versions; part of the seam the ``projections`` package uses.
         self.reader = Reader(backend, KeyframeCache(keyframe_cache_bytes), max_state_size)
+        self.clock = FeedClock(backend)
         self._writer = Writer(
             backend,
             self.reader,
+            self.clock,
             threshold=compress_threshold,
             contention_budget=contention_budget,
         )
         self._cursors = CursorSigner(backend, cursor_secret)
 
-    def create_table(self) -> None:
-        """Create the table and its indexes if missing (idempotent; nothing to do on SQLite)."""
+    def create_table(self, *, feed_partitions: int = 1) -> None:
+        """Create the table and its indexes if missing, and record its change feed's number of
+        partitions (idempotent; a table keeps the number it was made with). ``feed_partitions=0``
+        makes a table without a feed: appends keep the cost they had before the feed."""
         self.backend.create_table()
+        self.clock.configure(feed_partitions)
 
     def close(self) -> None:
         self.backend.close()
@@ -244,6 +252,72 @@ class EventStore:
                 )
             classes = classes[names.index(position.type_name) :]
         return self.reader.replay_pages(classes, position, check_limit(page_size))
+
+    def feed(
+        self,
+        after: int = 0,
+        *,
+        limit: int | None = None,
+        types: Sequence[type[Resource]] | None = None,
+        partition: int = 0,
+    ) -> Iterator[Version[Any]]:
+        """Every retained version with a position above ``after`` in feed ``partition``, in
+        position order (commit order): lazily, in constant memory, two requests per page of 50
+        positions (the entries, then one batch read of the versions). Stops at the newest
+        committed position; never skips a position that is not visible yet. Versions trimmed
+        since, of types not in ``types``, or of types not defined in this process are passed
+        over without error."""
+        check = self._feed_args(after, limit, partition)
+        names = self._type_names(types)
+        pages = self.reader.feed_pages(check, after, types=names)
+        versions = (version for page in pages for version in page.versions)
+        return versions if limit is None else itertools.islice(versions, limit)
+
+    def feed_entries(self, after: int = 0, *, partition: int = 0) -> Iterator[FeedEntry]:
+        """The feed's positions after ``after`` as entries (type, id, version, event) without
+        decoding states: what ``eventstore feed`` prints."""
+        check = self._feed_args(after, None, partition)
+        for page in self.reader.feed_pages(check, after, decode=False):
+            yield from page.entries
+
+    def last_position(self, *, partition: int = 0) -> int:
+        """The highest committed position of feed ``partition`` (0 for an empty feed)."""
+        return self.clock.last(self.clock.check(partition), read=True)
+
+    def subscribe(
+        self,
+        after: int = 0,
+        *,
+        types: Sequence[type[Resource]] | None = None,
+        partition: int = 0,
+        poll_interval: float = 0.5,
+    ) -> Subscription:
+        """A context manager and iterator over the versions of feed ``partition`` after
+        ``after``, as they are committed (within about ``poll_interval`` seconds); it blocks while
+        there are none, and ``stop()`` (from any thread) ends it."""
+        check = self._feed_args(after, None, partition)
+        if isinstance(poll_interval, bool) or not isinstance(poll_interval, (int, float)):
+            raise WrongType("poll_interval must be a number of seconds")
+        if not 0 < poll_interval <= 60:
+            raise InvalidInput("poll_interval must be more than 0 and at most 60 seconds")
+        return Subscription(self.reader, check, after, self._type_names(types), poll_interval)
+
+    def _feed_args(self, after: object, limit: object, partition: object) -> int:
+        if isinstance(after, bool) or not isinstance(after, int) or after < 0:
+            raise InvalidInput(f"after must be a feed position (an int >= 0), got {after!r}")
+        if limit is not None and (
+            isinstance(limit, bool) or not isinstance(limit, int) or limit < 1
+        ):
+            raise InvalidInput(f"limit must be an int >= 1 or None, got {limit!r}")
+        return self.clock.check(partition)
+
+    @staticmethod
+    def _type_names(types: Sequence[type[Resource]] | None) -> frozenset[str] | None:
+        if types is None:
+            return None
+        if isinstance(types, type) or not isinstance(types, Sequence):
+            raise WrongType("types must be a sequence of Resource classes")
+        return frozenset(check_resource_class(cls).resource_type for cls in types)
 
     def heads(self, resource_type: type[Resource], *, reverse: bool = False) -> Iterator[Item]:
         """The head items of every stream of a type, in creation order (newest first with

@@ -16,6 +16,7 @@ from eventstore.backends.base import (
     MAX_WRITE_BYTES,
     Backend,
     ConditionFailed,
+    Item,
     Put,
     Update,
     Value,
@@ -33,6 +34,7 @@ from eventstore.errors import (
 from eventstore.ids import issued_at, new_version_id, parse_version_id
 from eventstore.inputs import ANY, NO_STREAM, Expect
 from eventstore.keys import KEYFRAME_INTERVAL, MAX_VERSION, keyframe_of
+from eventstore.positions import FeedClock
 from eventstore.reading import Reader
 from eventstore.resource import FrozenDict, Resource, Version
 
@@ -87,19 +89,38 @@ class _Plan:
     version_ids: list[str]
     target: int  # the lowest version the stream keeps after the commit
     frames: dict[int, bytes]  # keyframe JSON of groups the commit starts
+    items: dict[int, Item] = field(default_factory=dict)  # stored version items, by append
+    positions: list[int | None] = field(default_factory=list)
     trims: list[Write] = field(default_factory=list)
     lowest: int | None = None
     follow_up: tuple[int, int] | None = None
+
+
+@dataclass
+class _Write:
+    """A commit's atomic write, and which of its conditional writes belong to what."""
+
+    writes: list[Write]
+    heads_at: dict[int, _Stream]
+    counters_at: dict[int, int]  # index -> feed partition
+    partitions: dict[int, tuple[int, int]]  # feed partition -> (previous, last) position
 
 
 class Writer:
     """Sends commits to ``backend``; reads keyframes through ``reader`` when its cache is cold."""
 
     def __init__(
-        self, backend: Backend, reader: Reader, *, threshold: int, contention_budget: float
+        self,
+        backend: Backend,
+        reader: Reader,
+        clock: FeedClock,
+        *,
+        threshold: int,
+        contention_budget: float,
     ) -> None:
         self.backend = backend
         self.reader = reader
+        self.clock = clock
         self.threshold = threshold
         self.contention_budget = contention_budget
 
@@ -122,18 +143,29 @@ class Writer:
                 s.at = NO_STREAM if item is None else records.number(item, records.VERSION)
         backoff = Backoff(base=0.005, cap=0.5, budget=self.contention_budget)
         corrections = 0
+        order = _order(batch, streams)
         while True:
             for s in streams.values():
                 _check_sequence(s)
-            plans = [self._plan(s) for s in streams.values()]
-            writes, heads_at = self._assemble(plans)
+            plans = {id(s): self._plan(s) for s in streams.values()}
+            atomic = self._assemble(list(plans.values()), order)
             try:
-                self.backend.write(writes, token=plans[0].version_ids[0])
+                token = next(iter(plans.values())).version_ids[0]
+                self.backend.write(atomic.writes, token=token)
                 break
             except ConditionFailed as e:
-                conflicts, raced = [], []
+                conflicts: list[Conflict] = []
+                raced: list[_Stream | None] = []
                 for index, current in e.failures.items():
-                    s = heads_at[index]
+                    if index in atomic.counters_at:
+                        # Another commit took the positions guessed here: learn where the
+                        # partition's counter is and try again.
+                        partition = atomic.counters_at[index]
+                        found = 0 if current is None else records.number(current, records.POSITION)
+                        self.clock.learn(partition, found)
+                        raced.append(None)
+                        continue
+                    s = atomic.heads_at[index]
                     actual = 0 if current is None else records.number(current, records.VERSION)
                     if s.at is NO_STREAM or actual != s.at:
                         if s.first.expected is ANY:
@@ -163,16 +195,18 @@ class Writer:
                 if conflicts:
                     raise ConcurrencyError.of(conflicts) from None
                 if raced and not backoff.wait():
-                    s = raced[0]
+                    s = next((r for r in raced if r is not None), next(iter(streams.values())))
                     raise ContentionError(
                         s.first.cls.resource_type,
                         s.first.resource_id,
-                        ANY,
+                        s.first.expected,
                         s.previous,
                         attempts=backoff.tries,
                         elapsed=backoff.elapsed,
                     ) from None
-        return self._settle(batch, plans)
+        for partition, (_, last) in atomic.partitions.items():
+            self.clock.learn(partition, last)
+        return self._settle(batch, list(plans.values()))
 
     def _settle(self, batch: Sequence[Prepared], plans: list[_Plan]) -> list[Version[Any]]:
         """After the write: finish long trims, remember keyframes, make the versions."""
@@ -192,6 +226,7 @@ class Writer:
                     state=p.state,
                     event=p.event,
                     metadata=FrozenDict(json.loads(p.metadata) if p.metadata else {}),
+                    position=plan.positions[i] if plan.positions else None,
                 )
             newest = max(plan.frames, default=None)
             if newest is not None:
@@ -226,21 +261,43 @@ class Writer:
                 blob = codec.encode_delta(p.data, p.data)
             else:
                 blob, blob_base = self._encode(pk, base, p.data, plan.frames.get(base))
-            plan.puts.append(
-                Put(
-                    records.version_item(
-                        pk, number, vid, blob, base=blob_base, event=p.event, metadata=p.metadata
-                    )
-                )
+            item = records.version_item(
+                pk, number, vid, blob, base=blob_base, event=p.event, metadata=p.metadata
             )
+            plan.items[i] = item
+            plan.puts.append(Put(item))
         return plan
 
-    def _assemble(self, plans: list[_Plan]) -> tuple[list[Write], dict[int, _Stream]]:
-        """The atomic write: puts, then trims as far as the action limit allows, then heads."""
-        fixed = sum(len(plan.puts) + 1 for plan in plans)
-        if fixed > MAX_WRITE_ACTIONS:
-            raise CommitTooLarge("actions", fixed, MAX_WRITE_ACTIONS)
-        budget = MAX_WRITE_ACTIONS - fixed
+    def _assemble(self, plans: list[_Plan], order: list[tuple[_Stream, int]]) -> _Write:
+        """The atomic write: puts, feed entries and counters, trims as far as the action limit
+        allows, then heads."""
+        writes: list[Write] = []
+        for plan in plans:
+            writes += plan.puts
+        counters_at: dict[int, int] = {}
+        partitions: dict[int, tuple[int, int]] = {}
+        by_stream = {id(plan.stream): plan for plan in plans}
+        if self.clock.partitions():
+            # Positions in the order of the commit's appends, consecutive in each partition.
+            for s, i in order:
+                plan = by_stream[id(s)]
+                pk = s.first.pk
+                partition = self.clock.partition_of(pk)
+                previous, last = partitions.get(partition) or (self.clock.last(partition),) * 2
+                last += 1
+                partitions[partition] = (previous, last)
+                plan.positions.append(last)
+                stored = plan.items.get(i)
+                if stored is not None:
+                    stored[records.POSITION] = last
+                writes.append(Put(records.entry_item(partition, last, pk, s.previous + 1 + i)))
+            for partition, (previous, last) in partitions.items():
+                counters_at[len(writes)] = partition
+                writes.append(records.counter_update(partition, previous, last))
+        heads = len(plans)
+        if len(writes) + heads > MAX_WRITE_ACTIONS:
+            raise CommitTooLarge("actions", len(writes) + heads, MAX_WRITE_ACTIONS)
+        budget = MAX_WRITE_ACTIONS - len(writes) - heads
         for plan in plans:
             s = plan.stream
             if s.at is NO_STREAM:
@@ -253,12 +310,10 @@ class Writer:
                 s.first.pk, bound, plan.target, budget, existing=s.previous
             )
             budget -= len(plan.trims)
+            writes += plan.trims
             if plan.lowest < plan.target:
                 plan.follow_up = (plan.lowest, plan.target)
-        writes: list[Write] = []
         heads_at: dict[int, _Stream] = {}
-        for plan in plans:
-            writes += plan.puts + plan.trims
         for plan in plans:
             s, newest = plan.stream, plan.stream.appends[-1]
             heads_at[len(writes)] = s
@@ -281,7 +336,7 @@ class Writer:
         size = sum(_size(w) for w in writes)
         if size > MAX_WRITE_BYTES:
             raise CommitTooLarge("bytes", size, MAX_WRITE_BYTES)
-        return writes, heads_at
+        return _Write(writes, heads_at, counters_at, partitions)
 
     def _encode(
         self, pk: str, base: int, data: bytes, keyframe: bytes | None
@@ -317,6 +372,17 @@ class Writer:
             except ConditionFailed:
                 return  # another writer moved the bound; it carries on from there
             lowest = reached
+
+
+def _order(batch: Sequence[Prepared], streams: dict[str, _Stream]) -> list[tuple[_Stream, int]]:
+    """Each append of the batch, in order, as (its stream, its place among the stream's)."""
+    seen: dict[str, int] = {}
+    order = []
+    for p in batch:
+        i = seen.get(p.pk, 0)
+        seen[p.pk] = i + 1
+        order.append((streams[p.pk], i))
+    return order
 
 
 def _check_sequence(s: _Stream) -> None:

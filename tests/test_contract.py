@@ -45,12 +45,13 @@ class TrimLoose(Resource):
 
 
 def _items(store: EventStore) -> list[Item]:
-    """Every item of the table (a full scan), sorted by key."""
+    """Every item of the table (a full scan), sorted by key, but the feed configuration that
+    ``create_table`` writes."""
     items: list[Item] = []
     start = None
     while True:
         page = store.backend.scan(start=start)
-        items.extend(page.items)
+        items.extend(i for i in page.items if i["pk"] != "_config")
         if page.last_key is None:
             break
         start = page.last_key
