@@ -234,7 +234,9 @@ def test_a_commit_whose_answer_was_lost_is_stored_once(
             [
                 Append(Order(customer="ada", status="paid"), resource_id="a", expected_version=1),
                 Append(Note(text="receipt"), resource_id="r"),
-                Append(Order(customer="ada", status="shipped"), resource_id="a", expected_version=2),
+                Append(
+                    Order(customer="ada", status="shipped"), resource_id="a", expected_version=2
+                ),
             ]
         )
     assert fired and sent == ["TransactWriteItems", "TransactWriteItems"]
