@@ -110,6 +110,8 @@ class StoreMachine(RuleBasedStateMachine):
         self.other = EventStore(self.store.backend)
         self.model: dict[tuple[str, str], Stream] = {}
         self.dirty: set[tuple[str, str]] = set()
+        # The commit log: (stream, version) by feed position, as the feed must give it back.
+        self.log: list[tuple[tuple[str, str], int]] = []
 
     def teardown(self) -> None:
         conftest.drop(self.store)
@@ -133,6 +135,8 @@ class StoreMachine(RuleBasedStateMachine):
         stream.states.append(state)
         self.dirty.add(key)
         stream.version_ids.append(v.version_id)  # type: ignore[attr-defined]
+        self.log.append((key, stream.version))
+        assert v.position == len(self.log)  # type: ignore[attr-defined]
 
     def _writer(self, use_other: bool) -> EventStore:
         return self.other if use_other else self.store
@@ -328,6 +332,20 @@ class StoreMachine(RuleBasedStateMachine):
         assert [v.version for v in got] == want
         assert [v.state for v in got] == [stream.states[n - 1] for n in want]
 
+    @rule(data=st.data(), limit=st.none() | st.integers(1, 30))
+    def read_feed(self, data: st.DataObject, limit: int | None) -> None:
+        """From any checkpoint: the model's commit log, minus what trimming removed since."""
+        after = data.draw(st.integers(0, len(self.log) + 2), label="after")
+        want = [
+            (position, key, number)
+            for position, (key, number) in enumerate(self.log, start=1)
+            if position > after and number >= self.model[key].lo
+        ][:limit]
+        got = list(self.other.feed(after=after, limit=limit))
+        assert [(v.position, (_kind(v), v.resource_id), v.version) for v in got] == want
+        assert [v.state for v in got] == [self.model[k].states[n - 1] for _, k, n in want]
+        assert self.store.last_position() == len(self.log)
+
     @precondition(lambda self: len(self.model) > 0)
     @rule(kind=st.sampled_from(sorted(TYPES)))
     def read_missing(self, kind: str) -> None:
@@ -355,6 +373,10 @@ class StoreMachine(RuleBasedStateMachine):
             ids = [v.version_id for v in versions]
             assert ids == sorted(ids)
         self.dirty.clear()
+
+
+def _kind(version: object) -> str:
+    return next(k for k, cls in TYPES.items() if cls.resource_type == version.resource_type)  # type: ignore[attr-defined]
 
 
 class MemoryMachine(StoreMachine):
