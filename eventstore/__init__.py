@@ -23,7 +23,7 @@ from eventstore.errors import (
     WrongType,
 )
 from eventstore.resource import Resource, Version
-from eventstore.store import ANY, NO_STREAM, Append, EventStore
+from eventstore.store import ANY, NO_STREAM, Append, Checkpoint, EventStore
 from eventstore.urls import open_store as open
 
 __all__ = [
@@ -33,6 +33,7 @@ __all__ = [
     "BackendError",
     "BackendTimeout",
     "BackendUnavailable",
+    "Checkpoint",
     "CommitTooLarge",
     "ConcurrencyError",
     "Conflict",

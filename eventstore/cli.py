@@ -1,9 +1,11 @@
-"""Command line: ``eventstore demo``, ``eventstore create-table URL``, ``eventstore rebuild ...``."""
+"""Command line: ``eventstore demo``, ``eventstore create-table URL``, ``eventstore feed URL``, and
+subcommands of other packages (``eventstore rebuild ...``)."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+import time
 from collections.abc import Callable, Sequence
 from importlib.metadata import entry_points
 
@@ -28,6 +30,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     create = commands.add_parser("create-table", help="create the table and its indexes")
     create.add_argument("url", help="store URL, e.g. dynamodb://my-table?region=eu-west-1")
+    create.add_argument(
+        "--feed-partitions",
+        type=int,
+        default=1,
+        help="partitions of the change feed; 0 for a table without a feed (default: 1)",
+    )
+    feed = commands.add_parser(
+        "feed", help="print the change feed: position, type, id, version, event"
+    )
+    feed.add_argument("url", help="store URL")
+    feed.add_argument("--after", type=int, default=0, help="start after this position")
+    feed.add_argument("--partition", type=int, default=0, help="feed partition (default: 0)")
+    feed.add_argument(
+        "--follow", action="store_true", help="keep printing new commits, like tail -f"
+    )
+    feed.add_argument(
+        "--interval", type=float, default=0.5, help="seconds between polls with --follow"
+    )
     for name in sorted(plugins):
         commands.add_parser(name, help=f"see {name} --help")
     parsed = parser.parse_args(args)
@@ -40,9 +60,33 @@ def main(argv: Sequence[str] | None = None) -> int:
             from eventstore.urls import open_store
 
             with open_store(parsed.url) as store:
-                store.create_table()
+                store.create_table(feed_partitions=parsed.feed_partitions)
             print(f"table ready: {parsed.url}")
+        elif parsed.command == "feed":
+            return _feed(parsed)
     except EventStoreError as e:
         print(f"eventstore: {type(e).__name__}: {e}", file=sys.stderr)
         return 1
     return 0
+
+
+def _feed(parsed: argparse.Namespace) -> int:
+    from eventstore.urls import open_store
+
+    with open_store(parsed.url) as store:
+        position = parsed.after
+        try:
+            while True:
+                for entry in store.feed_entries(position, partition=parsed.partition):
+                    what = "(trimmed)" if entry.trimmed else (entry.event or "-")
+                    print(
+                        f"{entry.position}\t{entry.resource_type}\t{entry.resource_id}\t"
+                        f"{entry.version}\t{what}",
+                        flush=True,
+                    )
+                    position = entry.position
+                if not parsed.follow:
+                    return 0
+                time.sleep(parsed.interval)
+        except KeyboardInterrupt:
+            return 130

@@ -14,7 +14,7 @@ from pydantic_core import PydanticSerializationError
 
 from eventstore.errors import InvalidInput, InvalidState, WrongType
 from eventstore.ids import new_resource_id
-from eventstore.keys import check_resource_id
+from eventstore.keys import check_resource_id, check_type_name
 from eventstore.resource import FrozenDict, Resource
 
 R = TypeVar("R", bound=Resource)
@@ -68,6 +68,27 @@ class Append(Generic[R]):
         object.__setattr__(self, "metadata_json", metadata_json(self.metadata))
         if self.metadata is not None:
             object.__setattr__(self, "metadata", FrozenDict(self.metadata))
+
+
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    """Move the checkpoint called ``name`` from ``previous`` to ``position`` (feed positions; 0:
+    none saved yet), provided it is still at ``previous``. Given to
+    :meth:`EventStore.append_many`, it moves in the same atomic write as the commit: a projector
+    that writes into the store applies each version exactly once, across crashes."""
+
+    name: str
+    previous: int
+    position: int
+
+    def __post_init__(self) -> None:
+        check_type_name(self.name)
+        for what in ("previous", "position"):
+            value = getattr(self, what)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise InvalidInput(f"checkpoint {what} must be an int >= 0, got {value!r}")
+        if self.position < self.previous:
+            raise InvalidInput("a checkpoint never moves backwards")
 
 
 def check_expected(expected: object) -> int | Expect:

@@ -73,6 +73,8 @@ class FeedPage:
     versions: list[Version[Any]]
     entries: list[FeedEntry]
     last: int
+    #: Versions of the page (of the types asked for) trimmed since they were committed.
+    skipped: int = 0
 
 
 class Reader:
@@ -339,6 +341,7 @@ class Reader:
         found = dict(zip(unique, self.backend.get(unique), strict=True)) if unique else {}
         versions: list[Version[Any]] = []
         listed: list[FeedEntry] = []
+        skipped = 0
         for position, pk, number in entries:
             item = found.get(records.version_key(pk, number))
             type_name, rid = split_pk(pk)
@@ -356,14 +359,19 @@ class Reader:
                 )
                 continue
             cls = resource_class(type_name)
-            if item is None or cls is None:
+            if cls is None:
+                continue
+            if item is None:
+                skipped += 1
                 continue
             base = keyframe_of(number, KEYFRAME_INTERVAL)
             keyframe = found.get(records.keyframe_key(pk, number))
             known = {base: self.keyframe(pk, base, keyframe)} if keyframe is not None else {}
-            with contextlib.suppress(VersionNotFound, StreamNotFound):
+            try:
                 versions.append(self.decode(cls, records.stored_version(pk, number, item), known))
-        return FeedPage(versions, listed, last)
+            except (VersionNotFound, StreamNotFound):
+                skipped += 1
+        return FeedPage(versions, listed, last, skipped)
 
     def replay_pages(
         self, classes: list[type[Resource]], position: ReplayPosition | None, size: int

@@ -350,6 +350,30 @@ def entry(item: Mapping[str, Value]) -> tuple[int, str, int]:
 # -- bookkeeping items -----------------------------------------------------------------------
 
 
+def checkpoint_key(name: str) -> Key:
+    """Where the checkpoint called ``name`` (a feed runner's) is kept. The leading ``_`` keeps it
+    apart from every stream (stream keys start with a type name, which starts with a letter)."""
+    return (f"_checkpoint#{name}", "c")
+
+
+def checkpoint_move(name: str, previous: int, position: int) -> Update:
+    """Move a feed checkpoint, provided it is still at ``previous`` (0: none saved)."""
+    condition = (
+        Condition(exists=False) if previous == 0 else Condition(equals={CHECKPOINT: str(previous)})
+    )
+    return Update(checkpoint_key(name), set={CHECKPOINT: str(position)}, condition=condition)
+
+
+def checkpoint_position(item: Mapping[str, Value] | None) -> int:
+    """A feed checkpoint's position (0 when none is saved)."""
+    value = checkpoint_value(item)
+    if value is None:
+        return 0
+    if not value.isdigit():
+        raise BackendError(f"checkpoint {item and item.get(PK)!r} holds {value!r}, not a position")
+    return int(value)
+
+
 def checkpoint_item(key: Key, value: str, *, count: int | None = None) -> Item:
     """A runner's or a rebuild's progress: where to resume and, optionally, how many it did."""
     item: Item = {PK: key[0], SK: key[1], CHECKPOINT: value}

@@ -10,14 +10,14 @@ from typing import Any, TypeVar, cast
 from typing_extensions import Unpack
 
 from eventstore import codec, records
-from eventstore.backends.base import Backend, Item
+from eventstore.backends.base import Backend, ConditionFailed, Item
 from eventstore.cursors import CursorSigner, ReplayPosition
-from eventstore.errors import InvalidInput, ProjectionError, WrongType
+from eventstore.errors import ConcurrencyError, InvalidInput, ProjectionError, WrongType
 from eventstore.ids import parse_version_id
 from eventstore.indexing import IndexPlan, IndexProjection, index_partition
-from eventstore.inputs import ANY, NO_STREAM, Append, Expect, serialize
+from eventstore.inputs import ANY, NO_STREAM, Append, Checkpoint, Expect, serialize
 from eventstore.keyframes import KeyframeCache
-from eventstore.keys import MAX_VERSION, check_resource_id, stream_pk
+from eventstore.keys import MAX_VERSION, check_resource_id, check_type_name, stream_pk
 from eventstore.positions import FeedClock
 from eventstore.querying import (
     QueryPage,
@@ -29,12 +29,12 @@ from eventstore.querying import (
     query_page,
     sort_condition,
 )
-from eventstore.reading import FeedEntry, Reader, ReplayPage
+from eventstore.reading import FeedEntry, FeedPage, Reader, ReplayPage
 from eventstore.resource import Resource, Version, check_resource_class, registered_types
 from eventstore.subscription import Subscription
 from eventstore.writing import Prepared, Writer
 
-__all__ = ["ANY", "NO_STREAM", "Append", "EventStore", "Expect"]
+__all__ = ["ANY", "NO_STREAM", "Append", "Checkpoint", "EventStore", "Expect"]
 
 R = TypeVar("R", bound=Resource)
 
@@ -121,7 +121,9 @@ class EventStore:
         )
         return cast("Version[R]", self.append_many([one])[0])
 
-    def append_many(self, appends: Sequence[Append[Any]]) -> list[Version[Any]]:
+    def append_many(
+        self, appends: Sequence[Append[Any]], *, checkpoint: Checkpoint | None = None
+    ) -> list[Version[Any]]:
         """Apply every :class:`Append` in one atomic write (one request on DynamoDB, one
         transaction on SQLite), or none of them; return the new versions in the same order.
 
@@ -131,7 +133,9 @@ class EventStore:
         stream raises :class:`ConcurrencyError` listing every stream that conflicted
         (``conflicts``), nothing written. The limits of one atomic write (DynamoDB's 100 actions
         and 4 MB, counting versions, keyframes, heads and trims; 400 KB per item) are checked
-        before anything is sent (:class:`CommitTooLarge`, :class:`ItemTooLarge`)."""
+        before anything is sent (:class:`CommitTooLarge`, :class:`ItemTooLarge`). A
+        ``checkpoint`` moves in the same write (a projector's exactly-once progress); if it is
+        no longer at its ``previous`` position, nothing is written (:class:`ConcurrencyError`)."""
         if not isinstance(appends, Sequence) or not appends:
             raise WrongType("append_many() takes a non-empty sequence of Append")
         prepared: list[Prepared] = []
@@ -155,7 +159,9 @@ class EventStore:
                     index_remove,
                 )
             )
-        return self._writer.commit(prepared)
+        if checkpoint is not None and not isinstance(checkpoint, Checkpoint):
+            raise WrongType(f"checkpoint must be a Checkpoint, got {type(checkpoint).__name__}")
+        return self._writer.commit(prepared, checkpoint)
 
     def read_version(
         self,
@@ -279,6 +285,39 @@ class EventStore:
         check = self._feed_args(after, None, partition)
         for page in self.reader.feed_pages(check, after, decode=False):
             yield from page.entries
+
+    def feed_pages(
+        self,
+        after: int = 0,
+        *,
+        types: Sequence[type[Resource]] | None = None,
+        partition: int = 0,
+        page_size: int = 50,
+    ) -> Iterator[FeedPage]:
+        """:meth:`feed` a page at a time: each page's ``versions`` and the position ``last`` it
+        reaches (past versions passed over), which is where a runner's checkpoint goes."""
+        check = self._feed_args(after, None, partition)
+        size = check_limit(page_size)
+        return self.reader.feed_pages(check, after, types=self._type_names(types), page_size=size)
+
+    def checkpoint(self, name: str) -> int:
+        """The feed position a checkpoint was moved to (0 when none is saved)."""
+        item = self.backend.get([records.checkpoint_key(check_type_name(name))])[0]
+        return records.checkpoint_position(item)
+
+    def move_checkpoint(self, checkpoint: Checkpoint) -> None:
+        """Move a checkpoint on its own, provided it is still at ``checkpoint.previous``
+        (:class:`ConcurrencyError` otherwise)."""
+        if not isinstance(checkpoint, Checkpoint):
+            raise WrongType(f"expected a Checkpoint, got {type(checkpoint).__name__}")
+        move = records.checkpoint_move(checkpoint.name, checkpoint.previous, checkpoint.position)
+        try:
+            self.backend.write([move])
+        except ConditionFailed as e:
+            actual = records.checkpoint_position(e.item)
+            raise ConcurrencyError(
+                "checkpoint", checkpoint.name, checkpoint.previous, actual
+            ) from None
 
     def last_position(self, *, partition: int = 0) -> int:
         """The highest committed position of feed ``partition`` (0 for an empty feed)."""

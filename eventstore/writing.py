@@ -32,7 +32,7 @@ from eventstore.errors import (
     InvalidInput,
 )
 from eventstore.ids import issued_at, new_version_id, parse_version_id
-from eventstore.inputs import ANY, NO_STREAM, Expect
+from eventstore.inputs import ANY, NO_STREAM, Checkpoint, Expect
 from eventstore.keys import KEYFRAME_INTERVAL, MAX_VERSION, keyframe_of
 from eventstore.positions import FeedClock
 from eventstore.reading import Reader
@@ -124,7 +124,9 @@ class Writer:
         self.threshold = threshold
         self.contention_budget = contention_budget
 
-    def commit(self, batch: Sequence[Prepared]) -> list[Version[Any]]:
+    def commit(
+        self, batch: Sequence[Prepared], checkpoint: Checkpoint | None = None
+    ) -> list[Version[Any]]:
         """Write every append of ``batch`` in one atomic write, or none of them.
 
         Appends to one stream get consecutive versions, each ``expected`` checked in order. A
@@ -149,6 +151,13 @@ class Writer:
                 _check_sequence(s)
             plans = {id(s): self._plan(s) for s in streams.values()}
             atomic = self._assemble(list(plans.values()), order)
+            moved_at = len(atomic.writes)
+            if checkpoint is not None:
+                atomic.writes.append(
+                    records.checkpoint_move(
+                        checkpoint.name, checkpoint.previous, checkpoint.position
+                    )
+                )
             try:
                 token = next(iter(plans.values())).version_ids[0]
                 self.backend.write(atomic.writes, token=token)
@@ -157,6 +166,13 @@ class Writer:
                 conflicts: list[Conflict] = []
                 raced: list[_Stream | None] = []
                 for index, current in e.failures.items():
+                    if index == moved_at and checkpoint is not None:
+                        # Another runner of the same name moved the checkpoint first.
+                        actual = records.checkpoint_position(current)
+                        conflicts.append(
+                            Conflict("checkpoint", checkpoint.name, checkpoint.previous, actual)
+                        )
+                        continue
                     if index in atomic.counters_at:
                         # Another commit took the positions guessed here: learn where the
                         # partition's counter is and try again.

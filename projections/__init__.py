@@ -2,7 +2,7 @@
 
 Declare a :class:`Projection`, open the store with it, query it (``store.query`` or
 :func:`query`), :func:`rebuild` it after adding or changing it, and :func:`run` your own
-projectors over a replay. This package builds on ``eventstore``; the store never imports it.
+projectors over the change feed. This package builds on ``eventstore``; the store never imports it.
 """
 
 from eventstore.querying import QueryPage
@@ -14,6 +14,7 @@ from projections.rebuild import RebuildReport, rebuild
 from projections.replay import (
     Projector,
     RunReport,
+    WritingProjector,
     load_checkpoint,
     reset_checkpoint,
     run,
@@ -28,6 +29,7 @@ __all__ = [
     "RebuildReport",
     "ReplayPage",
     "RunReport",
+    "WritingProjector",
     "list_all",
     "load_checkpoint",
     "query",

@@ -263,3 +263,41 @@ def test_many_writer_processes_on_one_sqlite_file(sqlite_url: str) -> None:
     assert not errors, errors[:5]
     assert sorted(positions) == list(range(1, 321))
     assert seen == list(range(1, 321))
+
+
+def test_cli_prints_and_follows_the_feed(
+    sqlite_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    from eventstore.cli import main
+
+    store = eventstore.open(sqlite_url)
+    store.create_table()
+    first = store.append(Order(customer="a"), resource_id="o", event="opened")
+    store.append(Order(customer="a"), resource_id="o", expected_version=1)
+    assert main(["feed", sqlite_url]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines == ["1\tOrder\to\t1\topened", "2\tOrder\to\t2\t-"]
+    assert main(["feed", sqlite_url, "--after", "1"]) == 0
+    assert capsys.readouterr().out.splitlines() == ["2\tOrder\to\t2\t-"]
+    with pytest.raises(SystemExit) as usage:
+        main(["feed", sqlite_url, "--after", "x"])
+    assert usage.value.code == 2
+    follow = subprocess.Popen(
+        [sys.executable, "-m", "eventstore", "feed", sqlite_url, "--follow", "--interval", "0.05"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert follow.stdout is not None
+        assert follow.stdout.readline().startswith("1\t")
+        assert follow.stdout.readline().startswith("2\t")
+        store.append(Order(customer="b"), resource_id="p", event="late")
+        assert follow.stdout.readline() == "3\tOrder\tp\t1\tlate\n"
+    finally:
+        follow.send_signal(signal.SIGINT)
+        assert follow.wait(timeout=30) == 130
+    assert first.position == 1

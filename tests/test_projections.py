@@ -17,6 +17,7 @@ import pytest
 import eventstore
 import projections
 from eventstore import (
+    ConcurrencyError,
     EventStore,
     InvalidInput,
     InvalidKey,
@@ -705,30 +706,100 @@ class Recorder:
         self.seen.append((version.resource_id, version.version))
 
 
-def test_runner_resumes_without_skipping(shop: EventStore) -> None:
+def test_runner_follows_the_feed_and_resumes_without_skipping(shop: EventStore) -> None:
     ids = _streams(shop, [5, 3, 9, 1, 4])
-    everything = keys_of(list(shop.replay(Order)))
+    everything = keys_of(list(shop.feed(types=[Order])))
     crashing = Recorder(fail_at=13)
     with pytest.raises(RuntimeError, match="crash"):
         projections.run(shop, crashing, resource_type=Order, page_size=5)
     assert crashing.seen == everything[:13]
-    saved = projections.load_checkpoint(shop, "recorder")
-    assert saved is not None
-    # New versions land in a stream after the stopping point before the run resumes.
+    assert projections.load_checkpoint(shop, "recorder") == 10
+    # New versions land in streams the run had already passed before it resumes: the feed
+    # hands them over too (a catch-up replay would miss the ones in earlier streams).
+    shop.append(Order(customer="c0", total_cents=99), resource_id=ids[0], expected_version=5)
     shop.append(Order(customer="c4", total_cents=99), resource_id=ids[4], expected_version=4)
     resumed = Recorder()
     report = projections.run(shop, resumed, resource_type=Order, page_size=5)
-    assert report.started_after == saved and report.handled == len(resumed.seen)
-    # At least once: the interrupted page (versions 10-13) is handed over again, nothing skipped.
-    assert resumed.seen[:3] == everything[10:13]
-    assert crashing.seen[:10] + resumed.seen == [*everything, (ids[4], 5)]
+    assert report.started_after == 10 and report.handled == len(resumed.seen)
+    # At least once: the interrupted page (positions 11-15) is handed over again, nothing skipped.
+    assert crashing.seen[:10] + resumed.seen == [*everything, (ids[0], 6), (ids[4], 5)]
+    assert report.checkpoint == shop.last_position() == 24
     # Nothing new: a run does nothing and keeps its checkpoint.
     idle = Recorder()
     assert projections.run(shop, idle, resource_type=Order).handled == 0 and idle.seen == []
     projections.reset_checkpoint(shop, "recorder")
     assert projections.load_checkpoint(shop, "recorder") is None
     limited = projections.run(shop, Recorder(), resource_type=Order, page_size=4, max_pages=2)
-    assert (limited.handled, limited.pages) == (8, 2)
+    assert (limited.handled, limited.pages, limited.checkpoint) == (8, 2, 8)
+
+
+class Totals:
+    """A projector that writes into the store: one running-total resource per customer."""
+
+    name = "totals"
+
+    def __init__(self, store: EventStore, crash_at: int | None = None) -> None:
+        self.store = store
+        self.crash_at = crash_at
+        self.projected = 0
+
+    def project(self, version: Version[Any]) -> list[eventstore.Append[Any]]:
+        if self.crash_at is not None and self.projected == self.crash_at:
+            raise RuntimeError("crash")
+        self.projected += 1
+        rid = f"total-{version.state.customer}"
+        try:
+            current = self.store.read_version(CustomerTotal, rid)
+            total, expected = current.state, current.version
+        except StreamNotFound:
+            total, expected = CustomerTotal(versions=0), eventstore.NO_STREAM
+        return [
+            eventstore.Append(
+                CustomerTotal(versions=total.versions + 1),
+                resource_id=rid,
+                expected_version=expected,
+            )
+        ]
+
+
+class CustomerTotal(eventstore.Resource):
+    resource_type = "projections.CustomerTotal"
+    versions: int
+
+
+def test_a_writing_projector_applies_each_version_exactly_once(shop: EventStore) -> None:
+    """Its writes and its checkpoint are one atomic write: a crash between versions, runs
+    repeated with appends in between, and a rival runner never count a version twice."""
+    ids = _streams(shop, [4, 2, 3])
+    crashing = Totals(shop, crash_at=5)
+    with pytest.raises(RuntimeError):
+        projections.run(shop, crashing, types=[Order], page_size=4)
+    assert shop.checkpoint("totals") == crashing.projected == 5
+    shop.append(Order(customer="c1", total_cents=7), resource_id=ids[1], expected_version=2)
+    for _ in range(2):
+        projections.run(shop, Totals(shop), types=[Order], page_size=4)
+    shop.append(Order(customer="c2", total_cents=7), resource_id=ids[2], expected_version=3)
+    report = projections.run(shop, Totals(shop), types=[Order], page_size=4)
+    assert report.commits == 1
+    totals = {
+        c: shop.read_version(CustomerTotal, f"total-{c}").state.versions for c in ("c0", "c1", "c2")
+    }
+    assert totals == {"c0": 4, "c1": 3, "c2": 4}
+    # A rival runner that read the same checkpoint cannot apply a version again.
+    position = shop.checkpoint("totals")
+    shop.append(Order(customer="c0", total_cents=8), resource_id=ids[0], expected_version=4)
+    newest = next(iter(shop.feed(after=position, types=[Order])))
+    shop.append_many(
+        Totals(shop).project(newest),
+        checkpoint=eventstore.Checkpoint("totals", position, newest.position or 0),
+    )
+    with pytest.raises(ConcurrencyError) as info:
+        shop.append_many(
+            Totals(shop).project(newest),
+            checkpoint=eventstore.Checkpoint("totals", position, newest.position or 0),
+        )
+    assert info.value.conflicts[0].resource_id == "totals"
+    assert shop.read_version(CustomerTotal, "total-c0").state.versions == 5
 
 
 def test_runner_over_all_types_ignores_library_items(shop: EventStore) -> None:
@@ -736,8 +807,8 @@ def test_runner_over_all_types_ignores_library_items(shop: EventStore) -> None:
     shop.append(Note(text="n"))
     shop.query(ByCustomer, "c0", limit=1)  # makes the cursor secret item
     recorder = Recorder()
-    projections.run(shop, recorder, name="all-types")
-    assert len(recorder.seen) == 5
+    report = projections.run(shop, recorder, name="all-types")
+    assert len(recorder.seen) == 5 and report.checkpoint == 5
     with pytest.raises(InvalidInput):
         projections.run(shop, recorder, name="_bad name")
 
