@@ -9,14 +9,17 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Generic, Literal, TypedDict, TypeVar
+from typing import Any, Generic, Literal, TypedDict, TypeVar, cast
+
+from typing_extensions import Unpack
 
 from eventstore import records
-from eventstore.backends.base import Item, SortCondition, index_keys
+from eventstore.backends.base import Backend, Item, SortCondition, index_keys
 from eventstore.cursors import CursorSigner
-from eventstore.errors import BackendError, InvalidInput, WrongType
+from eventstore.errors import BackendError, InvalidInput, ProjectionError, WrongType
+from eventstore.indexing import IndexPlan, IndexProjection, index_partition
 from eventstore.reading import Reader
-from eventstore.resource import Resource, Version
+from eventstore.resource import Resource, Version, check_resource_class
 
 R = TypeVar("R", bound=Resource)
 
@@ -180,3 +183,117 @@ def query_page(
         after = start_key(heads[-1], index)
     versions = reader.named_by(cls, heads, consistent=consistent)
     return QueryPage(versions, None if after is None else signer.sign(context, after))
+
+
+class Querying:
+    """Query and listing methods of :class:`eventstore.EventStore`."""
+
+    backend: Backend
+    reader: Reader
+    indexes: IndexPlan
+    _cursors: CursorSigner
+
+    def heads(self, resource_type: type[Resource], *, reverse: bool = False) -> Iterator[Item]:
+        """The head items of every stream of a type, in creation order (newest first with
+        ``reverse``), read lazily from the store's listing index."""
+        cls = check_resource_class(resource_type)
+        for page in self.backend.pages(
+            cls.resource_type, index=records.LISTING, forward=not reverse
+        ):
+            yield from page.items
+
+    def query(
+        self,
+        projection: type[Any] | IndexProjection,
+        partition: str,
+        *,
+        reverse: bool = False,
+        limit: int = 50,
+        cursor: str | None = None,
+        consistent: bool = False,
+        **sort: Unpack[SortKey],
+    ) -> QueryPage[Any]:
+        """One page of the resources a projection puts in ``partition``, in sort-key order
+        (``reverse``: descending), as their latest versions.
+
+        ``projection`` is a projection declared on this store (its class or an instance). At
+        most one sort-key condition: ``equals``, ``begins_with``, ``between=(low, high)``
+        (inclusive), ``lt``, ``lte``, ``gt``, ``gte``. ``cursor`` is the ``cursor`` of the
+        previous page of the same query (any other raises :class:`InvalidCursor`).
+
+        Two requests per page (the index query, then one batch read of the versions it names;
+        pages over 50 items take one more read per 50). Each item is the version the index
+        entry was written with, so it matches the condition; on DynamoDB the index itself lags
+        the table by a moment, so a page may miss a very recent change or hold the version just
+        before it. If that version has been trimmed since, the stream's latest version is
+        returned instead, even though it may no longer match. ``consistent`` makes the version
+        reads strongly consistent (the index query never is, on DynamoDB)."""
+        declared = self.declared_projection(projection)
+        type_name = declared.resource_class.resource_type
+        value = check_part("partition", partition)
+        sk = sort_condition(sort)
+        backwards = check_flag("reverse", reverse)
+        return query_page(
+            self.reader,
+            self._cursors,
+            declared.resource_class,
+            declared.index,
+            index_partition(type_name, declared.name, value),
+            sk=sk,
+            reverse=backwards,
+            limit=limit,
+            cursor=cursor,
+            consistent=consistent,
+            context=query_context(
+                "query", type_name, declared.name, declared.index, value, sk, backwards
+            ),
+        )
+
+    def list_resources(
+        self,
+        resource_type: type[R],
+        *,
+        newest_first: bool = True,
+        limit: int = 50,
+        cursor: str | None = None,
+        consistent: bool = False,
+    ) -> QueryPage[R]:
+        """One page of the resources of a type by creation time (newest first by default), as
+        their latest versions, with the same paging, cost and consistency as :meth:`query`."""
+        cls = check_resource_class(resource_type)
+        backwards = check_flag("newest_first", newest_first)
+        name = cls.resource_type
+        return query_page(
+            self.reader,
+            self._cursors,
+            cls,
+            records.LISTING,
+            name,
+            sk=None,
+            reverse=backwards,
+            limit=limit,
+            cursor=cursor,
+            consistent=consistent,
+            context=query_context("list", name, None, records.LISTING, name, None, backwards),
+        )
+
+    def set_cursor_secret(self, secret: bytes) -> None:
+        """Sign query cursors with ``secret`` (16 bytes or more) instead of the random secret the
+        table keeps for this. Every process that serves the same clients needs the same one."""
+        self._cursors = CursorSigner(self.backend, secret)
+
+    def declared_projection(self, projection: object) -> IndexProjection:
+        """The projection declared on this store that ``projection`` (a class or instance)
+        names; :class:`ProjectionError` if it is not declared here."""
+        cls: object = getattr(projection, "resource_class", None)
+        name: object = getattr(projection, "name", None)
+        if not isinstance(cls, type) or not isinstance(name, str):
+            raise WrongType(f"expected a projection (class or instance), got {projection!r}")
+        type_name = check_resource_class(cast("type[Resource]", cls)).resource_type
+        declared = self.indexes.find(type_name, name)
+        if declared is None:
+            raise ProjectionError(
+                f"projection {name!r} of {type_name} is not declared on this store; "
+                "open the store with projections=[...] including it"
+            )
+        return declared

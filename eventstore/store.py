@@ -3,35 +3,23 @@
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar, cast
 
-from typing_extensions import Unpack
-
-from eventstore import codec, records
-from eventstore.backends.base import Backend, ConditionFailed, Item
+from eventstore import codec
+from eventstore.backends.base import Backend
 from eventstore.cursors import CursorSigner, ReplayPosition
-from eventstore.errors import ConcurrencyError, InvalidInput, ProjectionError, WrongType
+from eventstore.errors import InvalidInput, WrongType
+from eventstore.following import Following
 from eventstore.ids import parse_version_id
-from eventstore.indexing import IndexPlan, IndexProjection, index_partition
+from eventstore.indexing import IndexPlan, IndexProjection
 from eventstore.inputs import ANY, NO_STREAM, Append, Checkpoint, Expect, serialize
 from eventstore.keyframes import KeyframeCache
-from eventstore.keys import MAX_VERSION, check_resource_id, check_type_name, stream_pk
+from eventstore.keys import MAX_VERSION, check_resource_id, stream_pk
 from eventstore.positions import FeedClock
-from eventstore.querying import (
-    QueryPage,
-    SortKey,
-    check_flag,
-    check_limit,
-    check_part,
-    query_context,
-    query_page,
-    sort_condition,
-)
-from eventstore.reading import FeedEntry, FeedPage, Reader, ReplayPage
+from eventstore.querying import Querying, check_limit
+from eventstore.reading import Reader, ReplayPage
 from eventstore.resource import Resource, Version, check_resource_class, registered_types
-from eventstore.subscription import Subscription
 from eventstore.writing import Prepared, Writer
 
 __all__ = ["ANY", "NO_STREAM", "Append", "Checkpoint", "EventStore", "Expect"]
@@ -39,7 +27,7 @@ __all__ = ["ANY", "NO_STREAM", "Append", "Checkpoint", "EventStore", "Expect"]
 R = TypeVar("R", bound=Resource)
 
 
-class EventStore:
+class EventStore(Following, Querying):
     """Versioned resources on a backend. Safe to share between threads.
 
     Open one with :func:`eventstore.open`. ``projections`` are written onto each stream's head in
@@ -258,207 +246,3 @@ class EventStore:
                 )
             classes = classes[names.index(position.type_name) :]
         return self.reader.replay_pages(classes, position, check_limit(page_size))
-
-    def feed(
-        self,
-        after: int = 0,
-        *,
-        limit: int | None = None,
-        types: Sequence[type[Resource]] | None = None,
-        partition: int = 0,
-    ) -> Iterator[Version[Any]]:
-        """Every retained version with a position above ``after`` in feed ``partition``, in
-        position order (commit order): lazily, in constant memory, two requests per page of 50
-        positions (the entries, then one batch read of the versions). Stops at the newest
-        committed position; never skips a position that is not visible yet. Versions trimmed
-        since, of types not in ``types``, or of types not defined in this process are passed
-        over without error."""
-        check = self._feed_args(after, limit, partition)
-        names = self._type_names(types)
-        pages = self.reader.feed_pages(check, after, types=names)
-        versions = (version for page in pages for version in page.versions)
-        return versions if limit is None else itertools.islice(versions, limit)
-
-    def feed_entries(self, after: int = 0, *, partition: int = 0) -> Iterator[FeedEntry]:
-        """The feed's positions after ``after`` as entries (type, id, version, event) without
-        decoding states: what ``eventstore feed`` prints."""
-        check = self._feed_args(after, None, partition)
-        for page in self.reader.feed_pages(check, after, decode=False):
-            yield from page.entries
-
-    def feed_pages(
-        self,
-        after: int = 0,
-        *,
-        types: Sequence[type[Resource]] | None = None,
-        partition: int = 0,
-        page_size: int = 50,
-    ) -> Iterator[FeedPage]:
-        """:meth:`feed` a page at a time: each page's ``versions`` and the position ``last`` it
-        reaches (past versions passed over), which is where a runner's checkpoint goes."""
-        check = self._feed_args(after, None, partition)
-        size = check_limit(page_size)
-        return self.reader.feed_pages(check, after, types=self._type_names(types), page_size=size)
-
-    def checkpoint(self, name: str) -> int:
-        """The feed position a checkpoint was moved to (0 when none is saved)."""
-        item = self.backend.get([records.checkpoint_key(check_type_name(name))])[0]
-        return records.checkpoint_position(item)
-
-    def move_checkpoint(self, checkpoint: Checkpoint) -> None:
-        """Move a checkpoint on its own, provided it is still at ``checkpoint.previous``
-        (:class:`ConcurrencyError` otherwise)."""
-        if not isinstance(checkpoint, Checkpoint):
-            raise WrongType(f"expected a Checkpoint, got {type(checkpoint).__name__}")
-        move = records.checkpoint_move(checkpoint.name, checkpoint.previous, checkpoint.position)
-        try:
-            self.backend.write([move])
-        except ConditionFailed as e:
-            actual = records.checkpoint_position(e.item)
-            raise ConcurrencyError(
-                "checkpoint", checkpoint.name, checkpoint.previous, actual
-            ) from None
-
-    def last_position(self, *, partition: int = 0) -> int:
-        """The highest committed position of feed ``partition`` (0 for an empty feed)."""
-        return self.clock.last(self.clock.check(partition), read=True)
-
-    def subscribe(
-        self,
-        after: int = 0,
-        *,
-        types: Sequence[type[Resource]] | None = None,
-        partition: int = 0,
-        poll_interval: float = 0.5,
-    ) -> Subscription:
-        """A context manager and iterator over the versions of feed ``partition`` after
-        ``after``, as they are committed (within about ``poll_interval`` seconds); it blocks while
-        there are none, and ``stop()`` (from any thread) ends it."""
-        check = self._feed_args(after, None, partition)
-        if isinstance(poll_interval, bool) or not isinstance(poll_interval, (int, float)):
-            raise WrongType("poll_interval must be a number of seconds")
-        if not 0 < poll_interval <= 60:
-            raise InvalidInput("poll_interval must be more than 0 and at most 60 seconds")
-        return Subscription(self.reader, check, after, self._type_names(types), poll_interval)
-
-    def _feed_args(self, after: object, limit: object, partition: object) -> int:
-        if isinstance(after, bool) or not isinstance(after, int) or after < 0:
-            raise InvalidInput(f"after must be a feed position (an int >= 0), got {after!r}")
-        if limit is not None and (
-            isinstance(limit, bool) or not isinstance(limit, int) or limit < 1
-        ):
-            raise InvalidInput(f"limit must be an int >= 1 or None, got {limit!r}")
-        return self.clock.check(partition)
-
-    @staticmethod
-    def _type_names(types: Sequence[type[Resource]] | None) -> frozenset[str] | None:
-        if types is None:
-            return None
-        if isinstance(types, type) or not isinstance(types, Sequence):
-            raise WrongType("types must be a sequence of Resource classes")
-        return frozenset(check_resource_class(cls).resource_type for cls in types)
-
-    def heads(self, resource_type: type[Resource], *, reverse: bool = False) -> Iterator[Item]:
-        """The head items of every stream of a type, in creation order (newest first with
-        ``reverse``), read lazily from the store's listing index."""
-        cls = check_resource_class(resource_type)
-        for page in self.backend.pages(
-            cls.resource_type, index=records.LISTING, forward=not reverse
-        ):
-            yield from page.items
-
-    def query(
-        self,
-        projection: type[Any] | IndexProjection,
-        partition: str,
-        *,
-        reverse: bool = False,
-        limit: int = 50,
-        cursor: str | None = None,
-        consistent: bool = False,
-        **sort: Unpack[SortKey],
-    ) -> QueryPage[Any]:
-        """One page of the resources a projection puts in ``partition``, in sort-key order
-        (``reverse``: descending), as their latest versions.
-
-        ``projection`` is a projection declared on this store (its class or an instance). At
-        most one sort-key condition: ``equals``, ``begins_with``, ``between=(low, high)``
-        (inclusive), ``lt``, ``lte``, ``gt``, ``gte``. ``cursor`` is the ``cursor`` of the
-        previous page of the same query (any other raises :class:`InvalidCursor`).
-
-        Two requests per page (the index query, then one batch read of the versions it names;
-        pages over 50 items take one more read per 50). Each item is the version the index
-        entry was written with, so it matches the condition; on DynamoDB the index itself lags
-        the table by a moment, so a page may miss a very recent change or hold the version just
-        before it. If that version has been trimmed since, the stream's latest version is
-        returned instead, even though it may no longer match. ``consistent`` makes the version
-        reads strongly consistent (the index query never is, on DynamoDB)."""
-        declared = self.declared_projection(projection)
-        type_name = declared.resource_class.resource_type
-        value = check_part("partition", partition)
-        sk = sort_condition(sort)
-        backwards = check_flag("reverse", reverse)
-        return query_page(
-            self.reader,
-            self._cursors,
-            declared.resource_class,
-            declared.index,
-            index_partition(type_name, declared.name, value),
-            sk=sk,
-            reverse=backwards,
-            limit=limit,
-            cursor=cursor,
-            consistent=consistent,
-            context=query_context(
-                "query", type_name, declared.name, declared.index, value, sk, backwards
-            ),
-        )
-
-    def list_resources(
-        self,
-        resource_type: type[R],
-        *,
-        newest_first: bool = True,
-        limit: int = 50,
-        cursor: str | None = None,
-        consistent: bool = False,
-    ) -> QueryPage[R]:
-        """One page of the resources of a type by creation time (newest first by default), as
-        their latest versions, with the same paging, cost and consistency as :meth:`query`."""
-        cls = check_resource_class(resource_type)
-        backwards = check_flag("newest_first", newest_first)
-        name = cls.resource_type
-        return query_page(
-            self.reader,
-            self._cursors,
-            cls,
-            records.LISTING,
-            name,
-            sk=None,
-            reverse=backwards,
-            limit=limit,
-            cursor=cursor,
-            consistent=consistent,
-            context=query_context("list", name, None, records.LISTING, name, None, backwards),
-        )
-
-    def set_cursor_secret(self, secret: bytes) -> None:
-        """Sign query cursors with ``secret`` (16 bytes or more) instead of the random secret the
-        table keeps for this. Every process that serves the same clients needs the same one."""
-        self._cursors = CursorSigner(self.backend, secret)
-
-    def declared_projection(self, projection: object) -> IndexProjection:
-        """The projection declared on this store that ``projection`` (a class or instance)
-        names; :class:`ProjectionError` if it is not declared here."""
-        cls: object = getattr(projection, "resource_class", None)
-        name: object = getattr(projection, "name", None)
-        if not isinstance(cls, type) or not isinstance(name, str):
-            raise WrongType(f"expected a projection (class or instance), got {projection!r}")
-        type_name = check_resource_class(cast("type[Resource]", cls)).resource_type
-        declared = self.indexes.find(type_name, name)
-        if declared is None:
-            raise ProjectionError(
-                f"projection {name!r} of {type_name} is not declared on this store; "
-                "open the store with projections=[...] including it"
-            )
-        return declared
