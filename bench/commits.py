@@ -6,7 +6,7 @@ Run from the repository root, against Amazon's DynamoDB Local started for the ru
 
 Workload: small account documents (``{"balance": n}``) with ``max_versions = 10``; transfers that
 debit one account and credit another in one ``append_many`` (the worked example of
-docs/commits.md), next to the same two appends made one by one, and commits of 10 and 25 streams.
+docs/commits.md), next to the same two appends made one by one, and commits of 10 and 20 streams.
 Requests are counted with a botocore hook, write units by DynamoDB's rule on the captured
 requests (``bench/dynamodb_costs.py`` explains it: ``ceil(size / 1 KB)`` per item, doubled inside
 ``TransactWriteItems``).
@@ -55,7 +55,7 @@ def run(endpoint: str, rounds: int) -> dict[str, Costs]:
         ledger.settle(recorder.take(), costs)
         results.setdefault(label, Costs()).add(costs)
 
-    accounts = [f"a{n}" for n in range(25)]
+    accounts = [f"a{n}" for n in range(20)]
     versions = dict.fromkeys(accounts, 0)
 
     def commit(ids: list[str]) -> None:
@@ -76,13 +76,13 @@ def run(endpoint: str, rounds: int) -> dict[str, Costs]:
         for a in ids:
             commit([a])
 
-    measure("open 25 accounts (one commit)", lambda: commit(accounts))
+    measure("open 20 accounts (one commit)", lambda: commit(accounts))
     for r in range(rounds):
-        pair = [accounts[r % 25], accounts[(r + 7) % 25]]
+        pair = [accounts[r % 20], accounts[(r + 7) % 20]]
         measure("transfer: 2 streams, one commit", lambda p=pair: commit(p))
         measure("the same 2 appends, one by one", lambda p=pair: one_by_one(p))
         measure("10 streams, one commit", lambda r=r: commit(accounts[r % 2 :: 2][:10]))
-        measure("25 streams, one commit", lambda: commit(accounts))
+        measure("20 streams, one commit", lambda: commit(accounts))
     clean.delete_table(TableName=table)
     store.close()
     return results
