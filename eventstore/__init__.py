@@ -22,6 +22,7 @@ from eventstore.errors import (
     VersionNotFound,
     WrongType,
 )
+from eventstore.repository import Repository
 from eventstore.resource import Resource, Version
 from eventstore.store import ANY, NO_STREAM, Append, Checkpoint, EventStore
 from eventstore.urls import open_store as open
@@ -48,6 +49,7 @@ __all__ = [
     "InvalidState",
     "ItemTooLarge",
     "ProjectionError",
+    "Repository",
     "Resource",
     "StreamNotFound",
     "TableNotFound",

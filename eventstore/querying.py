@@ -7,7 +7,7 @@ Nothing here knows the ``projections`` package.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, Literal, TypedDict, TypeVar, cast
 
@@ -100,6 +100,7 @@ class QueryOptions(SortKey, total=False):
     limit: int
     cursor: str | None
     consistent: bool
+    where: Callable[[Any], bool] | None
 
 
 def sort_condition(conditions: Mapping[str, object]) -> SortCondition | None:
@@ -166,23 +167,43 @@ def query_page(
     cursor: str | None,
     consistent: bool,
     context: bytes,
+    where: Callable[[R], bool] | None = None,
 ) -> QueryPage[R]:
-    """One page of an index query, as the latest versions its entries name."""
+    """One page of an index query, as the latest versions its entries name; with ``where``, only
+    those whose state it accepts, reading on until ``limit`` of them are found."""
     size = check_limit(limit)
     check_flag("consistent", consistent)
+    if where is not None and not callable(where):
+        raise WrongType(f"where must be a function of the state, got {where!r}")
     start = None if cursor is None else signer.verify(context, cursor)
-    # One item more than asked tells whether a next page exists, so that a cursor is only
-    # handed out when there is something after it.
-    page = reader.backend.query(
-        index_pk, sk=sk, index=index, forward=not reverse, limit=size + 1, start=start
-    )
-    heads = page.items
-    after: Item | None = page.last_key
-    if len(heads) > size:
-        heads = heads[:size]
-        after = start_key(heads[-1], index)
-    versions = reader.named_by(cls, heads, consistent=consistent)
-    return QueryPage(versions, None if after is None else signer.sign(context, after))
+    found: list[Version[R]] = []
+    while True:
+        # One item more than asked tells whether a next page exists, so that a cursor is only
+        # handed out when there is something after it.
+        page = reader.backend.query(
+            index_pk, sk=sk, index=index, forward=not reverse, limit=size + 1, start=start
+        )
+        heads = page.items
+        if where is None:
+            after: Item | None = page.last_key
+            if len(heads) > size:
+                heads = heads[:size]
+                after = start_key(heads[-1], index)
+            versions = reader.named_by(cls, heads, consistent=consistent)
+            kept = [v for v in versions if v is not None]
+            return QueryPage(kept, None if after is None else signer.sign(context, after))
+        versions = reader.named_by(cls, heads, consistent=consistent)
+        for i, (entry, version) in enumerate(zip(heads, versions, strict=True)):
+            if version is None or not where(version.state):
+                continue
+            found.append(version)
+            if len(found) == size:
+                more = i + 1 < len(heads) or page.last_key is not None
+                after = start_key(entry, index) if more else None
+                return QueryPage(found, None if after is None else signer.sign(context, after))
+        if page.last_key is None:
+            return QueryPage(found, None)
+        start = page.last_key
 
 
 class Querying:
@@ -211,6 +232,7 @@ class Querying:
         limit: int = 50,
         cursor: str | None = None,
         consistent: bool = False,
+        where: Callable[[Any], bool] | None = None,
         **sort: Unpack[SortKey],
     ) -> QueryPage[Any]:
         """One page of the resources a projection puts in ``partition``, in sort-key order
@@ -227,7 +249,11 @@ class Querying:
         the table by a moment, so a page may miss a very recent change or hold the version just
         before it. If that version has been trimmed since, the stream's latest version is
         returned instead, even though it may no longer match. ``consistent`` makes the version
-        reads strongly consistent (the index query never is, on DynamoDB)."""
+        reads strongly consistent (the index query never is, on DynamoDB).
+
+        ``where`` filters on the decoded state while paging: ``limit`` counts the states it
+        accepts, and the cursor resumes right after the last of them. Every item up to there is
+        read and decoded, accepted or not: the cost is the items read, not the items returned."""
         declared = self.declared_projection(projection)
         type_name = declared.resource_class.resource_type
         value = check_part("partition", partition)
@@ -247,6 +273,7 @@ class Querying:
             context=query_context(
                 "query", type_name, declared.name, declared.index, value, sk, backwards
             ),
+            where=where,
         )
 
     def list_resources(
@@ -257,9 +284,11 @@ class Querying:
         limit: int = 50,
         cursor: str | None = None,
         consistent: bool = False,
+        where: Callable[[R], bool] | None = None,
     ) -> QueryPage[R]:
         """One page of the resources of a type by creation time (newest first by default), as
-        their latest versions, with the same paging, cost and consistency as :meth:`query`."""
+        their latest versions, with the same paging, cost, consistency and ``where`` filter as
+        :meth:`query`."""
         cls = check_resource_class(resource_type)
         backwards = check_flag("newest_first", newest_first)
         name = cls.resource_type
@@ -275,6 +304,7 @@ class Querying:
             cursor=cursor,
             consistent=consistent,
             context=query_context("list", name, None, records.LISTING, name, None, backwards),
+            where=where,
         )
 
     def set_cursor_secret(self, secret: bytes) -> None:

@@ -187,30 +187,34 @@ class Reader:
                     raise
         raise AssertionError("unreachable")
 
-    def named_by(self, cls: type[R], heads: list[Item], *, consistent: bool) -> list[Version[R]]:
-        """The versions index entries name, read by key in one batch (version and keyframe). An
-        entry whose version has been trimmed since is answered with the stream's latest version;
-        a stream gone since is left out."""
+    def named_by(
+        self, cls: type[R], heads: list[Item], *, consistent: bool
+    ) -> list[Version[R] | None]:
+        """The versions index entries (or heads) name, read by key in one batch (version and
+        keyframe), in the order of ``heads``. An entry whose version has been trimmed since is
+        answered with the stream's latest version; a stream gone since with ``None``."""
         keys: list[tuple[str, str]] = []
         for entry in heads:
             pk, number = str(entry[records.PK]), records.number(entry, records.VERSION)
             keys += [records.version_key(pk, number), records.keyframe_key(pk, number)]
         found = self.backend.get(keys, consistent=consistent) if keys else []
-        versions: list[Version[R]] = []
+        versions: list[Version[R] | None] = []
         for i, entry in enumerate(heads):
             pk, number = str(entry[records.PK]), records.number(entry, records.VERSION)
             item, keyframe = found[2 * i], found[2 * i + 1]
+            version: Version[R] | None = None
             with contextlib.suppress(StreamNotFound):
                 if item is not None:
                     base = keyframe_of(number, KEYFRAME_INTERVAL)
                     known = {base: self.keyframe(pk, base, keyframe)} if keyframe else {}
                     with contextlib.suppress(VersionNotFound):
                         stored = records.stored_version(pk, number, item)
-                        versions.append(self.decode(cls, stored, known))
-                        continue
-                # Trimmed since the index entry was read, or not yet visible to an eventually
-                # consistent read: the latest version stands in for it.
-                versions.append(self.latest(cls, pk, consistent=True))
+                        version = self.decode(cls, stored, known)
+                if version is None:
+                    # Trimmed since the index entry was read, or not yet visible to an
+                    # eventually consistent read: the latest version stands in for it.
+                    version = self.latest(cls, pk, consistent=True)
+            versions.append(version)
         return versions
 
     # -- ranges -----------------------------------------------------------------------------
