@@ -347,6 +347,78 @@ def entry(item: Mapping[str, Value]) -> tuple[int, str, int]:
     return int(str(item[SK])), str(item[STREAM]), number(item, VERSION)
 
 
+# -- eventsourcing's stored events (eventstore.integrations.eventsourcing) -----------------
+#
+# Each recorder works in a namespace (its application's name and purpose). An insert puts, per
+# originator, one chunk item holding its events (keyed by the chunk's last version) and moves the
+# originator's head (the highest version recorded, conditionally); an application recorder also
+# puts one log item listing the notifications the insert takes (keyed by the last of them) and
+# moves the namespace's notification counter, all in one atomic write.
+
+#: Versions are stored offset so that negative ones sort too.
+ES_VERSION_OFFSET = 2**40
+ES_EVENTS = "d"
+ES_FIRST = "f"
+
+
+def es_originator_pk(namespace: str, originator_id: str) -> str:
+    return f"_es#{namespace}#o#{originator_id}"
+
+
+def es_chunk_sk(version: int) -> str:
+    return f"e#{version + ES_VERSION_OFFSET:014d}"
+
+
+def es_chunk_item(namespace: str, originator_id: str, first: int, last: int, data: bytes) -> Item:
+    return {
+        PK: es_originator_pk(namespace, originator_id),
+        SK: es_chunk_sk(last),
+        ES_FIRST: first,
+        ES_EVENTS: data,
+    }
+
+
+def es_head_move(namespace: str, originator_id: str, first: int, last: int) -> Update:
+    """Record ``last`` as the originator's highest version, provided every version it has is
+    below ``first`` (so no event is recorded twice)."""
+    key = (es_originator_pk(namespace, originator_id), HEAD_SK)
+    return Update(
+        key,
+        set={VERSION: last},
+        condition=Condition(less_than={VERSION: first}, or_absent=True),
+    )
+
+
+def es_log_pk(namespace: str) -> str:
+    return f"_es#{namespace}#log"
+
+
+def es_log_item(namespace: str, last: int, data: bytes) -> Item:
+    return {PK: es_log_pk(namespace), SK: entry_sk(last), ES_EVENTS: data}
+
+
+def es_counter_key(namespace: str) -> Key:
+    return (f"_es#{namespace}#counter", "c")
+
+
+def es_counter_move(namespace: str, previous: int, last: int) -> Update:
+    condition = Condition(exists=False) if previous == 0 else Condition(equals={POSITION: previous})
+    return Update(es_counter_key(namespace), set={POSITION: last}, condition=condition)
+
+
+def es_tracking_key(namespace: str, application: str) -> Key:
+    return (f"_es#{namespace}#tracking", application)
+
+
+def es_tracking_move(namespace: str, application: str, position: int) -> Update:
+    """Record ``position`` as tracked, provided every tracked position is below it."""
+    return Update(
+        es_tracking_key(namespace, application),
+        set={POSITION: position},
+        condition=Condition(less_than={POSITION: position}, or_absent=True),
+    )
+
+
 # -- bookkeeping items -----------------------------------------------------------------------
 
 

@@ -121,6 +121,23 @@ def test_put_conditions(backend: Backend) -> None:
     assert get1(backend, "p", "s") == second
 
 
+def test_or_absent_holds_for_a_missing_item(backend: Backend) -> None:
+    at_most = Condition(less_than={"v": 5}, or_absent=True)
+    backend.write([Update(("p", "h"), set={"v": 3}, condition=at_most)])  # absent: holds
+    backend.write([Update(("p", "h"), set={"v": 4}, condition=at_most)])  # 3 < 5: holds
+    with pytest.raises(ConditionFailed) as failed:
+        backend.write(
+            [
+                Update(
+                    ("p", "h"),
+                    set={"v": 9},
+                    condition=Condition(less_than={"v": 4}, or_absent=True),
+                )
+            ]
+        )
+    assert failed.value.item == item("p", "h", v=4)
+
+
 def test_update_sets_removes_and_creates(backend: Backend) -> None:
     backend.write([Update(("p", "new"), set={"a": 1, "b": "x"})])
     assert get1(backend, "p", "new") == item("p", "new", a=1, b="x")

@@ -10,7 +10,7 @@ import pytest
 
 api = pytest.importorskip("mypy.api")
 
-USER_CODE = '''
+USER_CODE = """
 from typing import assert_type
 
 import eventstore
@@ -37,7 +37,7 @@ assert_type(orders.find("x"), Version[Order] | None)
 assert_type([v.state for v in orders.list(where=lambda o: o.status == "paid")], list[Order])
 made = store.append_many([Append(Order(customer="bob"))])
 position: int | None = made[0].position
-'''
+"""
 
 
 def test_users_code_type_checks_strictly(tmp_path: Path) -> None:

@@ -65,18 +65,20 @@ class Condition:
     ``exists=False``: no item may exist under the key. ``exists=True``: an item must exist, each
     attribute in ``equals`` must equal the given value, and each attribute in ``less_than`` must be
     present and sort strictly before the given value (strings by code point, numbers by value).
+    ``or_absent=True``: the condition also holds when no item exists under the key.
     """
 
     exists: bool = True
     equals: Mapping[str, Value] = field(default_factory=dict)
     less_than: Mapping[str, Value] = field(default_factory=dict)
+    or_absent: bool = False
 
     def holds(self, item: Mapping[str, Value] | None) -> bool:
         """Evaluate the condition against a current item (``None``: no item). Used by local backends."""
         if not self.exists:
             return item is None
         if item is None:
-            return False
+            return self.or_absent
         for name, value in self.equals.items():
             if name not in item or type(item[name]) is not type(value) or item[name] != value:
                 return False

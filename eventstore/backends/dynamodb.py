@@ -162,7 +162,10 @@ class _Expression:
         parts = [f"attribute_exists({self.name('pk')})"]
         parts += [f"{self.name(n)} = {self.value(v)}" for n, v in condition.equals.items()]
         parts += [f"{self.name(n)} < {self.value(v)}" for n, v in condition.less_than.items()]
-        return " AND ".join(parts)
+        expression = " AND ".join(parts)
+        if condition.or_absent:
+            expression = f"attribute_not_exists({self.name('pk')}) OR ({expression})"
+        return expression
 
     def update(self, update: Update) -> str | None:
         """The UpdateExpression, or ``None`` when there is nothing to set or remove."""
