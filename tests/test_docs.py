@@ -30,11 +30,14 @@ def blocks(path: Path) -> list[tuple[str, str]]:
 
 # Runs the blocks given as JSON on stdin in one namespace; names the block that failed.
 _DRIVER = """
-import json, sys, traceback
-namespace = {"__name__": sys.argv[1]}
+import json, sys, traceback, types
+# A real module, so that libraries which find classes by module name (eventsourcing's topics)
+# find the page's classes.
+module = types.ModuleType(sys.argv[1])
+sys.modules[sys.argv[1]] = module
 for name, code in json.load(sys.stdin):
     try:
-        exec(compile(code, name, "exec"), namespace)
+        exec(compile(code, name, "exec"), module.__dict__)
     except Exception:
         traceback.print_exc()
         sys.exit(f"{name} failed:\\n{code}")
