@@ -211,6 +211,33 @@ class CorruptRecord(EventStoreError):
         super().__init__(f"{resource_type} {resource_id!r} {where} is corrupt: {reason}")
 
 
+class SchemaMismatch(EventStoreError):
+    """A stored state cannot be read as the resource's current model: it was stored under a
+    schema the code has no upcaster path from, or under a newer schema than the code knows, or
+    it does not validate (after upcasting). The data is intact; the code moved. Names the type,
+    stream, version, and the stored and current schema versions."""
+
+    def __init__(
+        self,
+        resource_type: str,
+        resource_id: str,
+        version: int,
+        stored: int,
+        current: int,
+        reason: str,
+    ) -> None:
+        self.resource_type = resource_type
+        self.resource_id = resource_id
+        self.version = version
+        self.stored = stored
+        self.current = current
+        self.reason = reason
+        super().__init__(
+            f"{resource_type} {resource_id!r} version {version} (stored under schema {stored}, "
+            f"the code is at schema {current}): {reason}"
+        )
+
+
 class BackendError(EventStoreError):
     """The backend failed in a way that is not the caller's fault (after retries, if any)."""
 

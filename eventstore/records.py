@@ -26,7 +26,7 @@ from pydantic import ValidationError
 
 from eventstore import codec
 from eventstore.backends.base import Condition, Delete, Item, Key, Update, Value, Write, index_keys
-from eventstore.errors import BackendError, CorruptRecord, InvalidInput
+from eventstore.errors import BackendError, CorruptRecord, InvalidInput, SchemaMismatch
 from eventstore.ids import recorded_at
 from eventstore.keys import (
     HEAD_SK,
@@ -51,6 +51,7 @@ BASE = "b"
 EVENT = "e"
 METADATA = "m"
 POSITION = "p"
+SCHEMA = "sv"
 STREAM = "r"
 PARTITIONS = "n"
 CHECKPOINT = "after"
@@ -164,6 +165,7 @@ class StoredVersion:
     event: str | None
     metadata: str | None
     position: int | None = None
+    schema: int = 1
 
     @property
     def needs_keyframe(self) -> bool:
@@ -180,10 +182,13 @@ def version_item(
     event: str | None,
     metadata: str | None,
     position: int | None = None,
+    schema: int = 1,
 ) -> Item:
     item: Item = {PK: pk, SK: version_sk(number), VERSION_ID: version_id, STATE: blob}
     if position is not None:
         item[POSITION] = position
+    if schema != 1:  # absent means schema 1: versions stored before schemas existed read so
+        item[SCHEMA] = schema
     if base is not None:
         item[BASE] = base
     if event is not None:
@@ -207,6 +212,9 @@ def stored_version(pk: str, number: int, item: Mapping[str, Value]) -> StoredVer
     event, meta, position = item.get(EVENT), item.get(METADATA), item.get(POSITION)
     if meta is not None and not isinstance(meta, str):
         raise CorruptRecord(*split_pk(pk), number, "metadata is not text")
+    schema = item.get(SCHEMA, 1)
+    if isinstance(schema, bool) or not isinstance(schema, int) or schema < 1:
+        raise CorruptRecord(*split_pk(pk), number, f"bad schema version {schema!r}")
     return StoredVersion(
         pk,
         number,
@@ -216,6 +224,7 @@ def stored_version(pk: str, number: int, item: Mapping[str, Value]) -> StoredVer
         event if isinstance(event, str) else None,
         meta,
         position if isinstance(position, int) and not isinstance(position, bool) else None,
+        schema,
     )
 
 
@@ -243,13 +252,9 @@ def to_version(
     number = stored.number
     try:
         data = codec.decode(stored.blob, keyframe, max_size=max_size)
-        state = cls.model_validate_json(data)
     except codec.CodecError as e:
         raise CorruptRecord(type_name, rid, number, str(e)) from e
-    except ValidationError as e:
-        raise CorruptRecord(
-            type_name, rid, number, f"state does not validate as {cls.__name__}: {e}"
-        ) from e
+    state = _state(cls, data, stored)
     try:
         metadata = json.loads(stored.metadata) if stored.metadata else {}
         if not isinstance(metadata, dict):
@@ -269,7 +274,44 @@ def to_version(
         event=stored.event,
         metadata=FrozenDict(metadata),
         position=stored.position,
+        schema_version=stored.schema,
     )
+
+
+def _state(cls: type[R], data: bytes, stored: StoredVersion) -> R:
+    """The state of the current model from JSON stored under ``stored.schema``: upcast step by
+    step through the class's upcasters, then validated. The stored bytes are never changed."""
+    type_name, rid = split_pk(stored.pk)
+    current = cls.schema_version
+
+    def mismatch(reason: str) -> SchemaMismatch:
+        return SchemaMismatch(type_name, rid, stored.number, stored.schema, current, reason)
+
+    if stored.schema > current:
+        raise mismatch("stored under a newer schema than this code knows (deploy the new model)")
+    try:
+        if stored.schema == current:
+            return cls.model_validate_json(data)
+        try:
+            document = json.loads(data)
+        except ValueError as e:
+            raise CorruptRecord(type_name, rid, stored.number, f"state is not JSON: {e}") from e
+        for schema in range(stored.schema, current):
+            upcast = cls.upcasters.get(schema)
+            if upcast is None:
+                raise mismatch(f"no upcaster from schema {schema} to {schema + 1}")
+            try:
+                document = upcast(document)
+            except Exception as e:
+                raise mismatch(f"the upcaster from schema {schema} failed: {e!r}") from e
+        return cls.model_validate(document)
+    except ValidationError as e:
+        if any(error["type"] == "json_invalid" for error in e.errors()):
+            raise CorruptRecord(type_name, rid, stored.number, f"state is not JSON: {e}") from e
+        raise mismatch(
+            f"the state does not validate as {cls.__name__} (a model change without a new "
+            f"schema_version and upcaster?): {e}"
+        ) from e
 
 
 def trim_writes(

@@ -4,7 +4,7 @@ store returns)."""
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar, Generic, TypeVar
@@ -26,6 +26,11 @@ class Resource(BaseModel):
       the class freely once this is set explicitly.
     - ``max_versions``: keep at most this many versions per stream (``None``: keep all); older ones
       are removed by the append that passes the limit, in the same atomic write.
+    - ``schema_version``: the version of the model's data shape, stored with every version
+      (default 1). Raise it when the model changes in a way old data does not fit.
+    - ``upcasters``: for each older schema ``k``, a function turning data (a dict) of schema ``k``
+      into data of schema ``k + 1``. Reads apply them step by step, then validate; history is
+      never rewritten.
 
     States must survive a JSON round trip: bytes are stored as base64, NaN and infinite floats are
     refused.
@@ -42,6 +47,8 @@ class Resource(BaseModel):
 
     resource_type: ClassVar[str]
     max_versions: ClassVar[int | None] = None
+    schema_version: ClassVar[int] = 1
+    upcasters: ClassVar[Mapping[int, Callable[[dict[str, Any]], dict[str, Any]]]] = {}
 
     @classmethod
     def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
@@ -54,6 +61,15 @@ class Resource(BaseModel):
             isinstance(limit, bool) or not isinstance(limit, int) or limit < 1
         ):
             raise InvalidInput(f"{cls.__name__}.max_versions must be a positive int or None")
+        schema = cls.schema_version
+        if isinstance(schema, bool) or not isinstance(schema, int) or schema < 1:
+            raise InvalidInput(f"{cls.__name__}.schema_version must be an int >= 1")
+        if not isinstance(cls.upcasters, Mapping) or not all(
+            isinstance(k, int) and 1 <= k < schema and callable(f) for k, f in cls.upcasters.items()
+        ):
+            raise InvalidInput(
+                f"{cls.__name__}.upcasters must map schema versions below {schema} to functions"
+            )
         taken = _registry.get(cls.resource_type)
         if taken is not None and _identity(taken) != _identity(cls):
             raise DuplicateResourceType(cls.resource_type, _identity(taken), _identity(cls))
@@ -103,6 +119,8 @@ class Version(Generic[R]):
     state: R
     event: str | None
     metadata: Mapping[str, Any]
+    #: The schema its state was stored under (its state is shown upcast to the current one).
+    schema_version: int = 1
     #: Where this version stands in its feed partition (1, 2, 3, ... in commit order, without
     #: gaps); ``None`` for versions written to a table without a feed.
     position: int | None = None

@@ -243,6 +243,7 @@ class Writer:
                     event=p.event,
                     metadata=FrozenDict(json.loads(p.metadata) if p.metadata else {}),
                     position=plan.positions[i] if plan.positions else None,
+                    schema_version=p.cls.schema_version,
                 )
             newest = max(plan.frames, default=None)
             if newest is not None:
@@ -278,7 +279,14 @@ class Writer:
             else:
                 blob, blob_base = self._encode(pk, base, p.data, plan.frames.get(base))
             item = records.version_item(
-                pk, number, vid, blob, base=blob_base, event=p.event, metadata=p.metadata
+                pk,
+                number,
+                vid,
+                blob,
+                base=blob_base,
+                event=p.event,
+                metadata=p.metadata,
+                schema=cls.schema_version,
             )
             plan.items[i] = item
             plan.puts.append(Put(item))

@@ -23,6 +23,7 @@ from eventstore import (
     EventStore,
     InvalidState,
     Resource,
+    SchemaMismatch,
     StreamNotFound,
     codec,
 )
@@ -218,7 +219,6 @@ BAD_BLOBS = {
     "truncated zstd": codec.encode(BIG)[:20],
     "garbage zstd": bytes([codec.ZSTD]) + b"\x28\xb5\x2f\xfd garbage garbage",
     "not json": bytes([codec.RAW]) + b"{not json",
-    "wrong shape": bytes([codec.RAW]) + b'{"customer": 5, "lines": "x"}',
     "bomb": bytes([codec.ZSTD])
     + zstandard.ZstdCompressor().compress(bytes(codec.DEFAULT_MAX_SIZE + 1024)),
 }
@@ -233,6 +233,18 @@ def test_corrupt_version_item_is_corrupt_record(
     _assert_corrupt(corrupt_store, version)
     # The other versions still read.
     assert corrupt_store.read_version(Order, "r", 1).state.lines == ["x" * 40] * 10
+
+
+@pytest.mark.parametrize("version", [2, 3])
+def test_a_state_that_does_not_validate_is_a_schema_mismatch(
+    corrupt_store: EventStore, version: int
+) -> None:
+    """Intact JSON that the model refuses: the code moved, the bytes are fine."""
+    _overwrite_state(corrupt_store, version, bytes([codec.RAW]) + b'{"customer": 5, "lines": "x"}')
+    with pytest.raises(SchemaMismatch) as info:
+        corrupt_store.read_version(Order, "r", version)
+    assert (info.value.version, info.value.stored, info.value.current) == (version, 1, 1)
+    assert not isinstance(info.value, CorruptRecord)
 
 
 def test_corrupt_keyframe_is_corrupt_record(corrupt_store: EventStore) -> None:

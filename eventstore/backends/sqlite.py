@@ -135,6 +135,11 @@ class SQLiteBackend(Backend):
         self._lock = threading.RLock()  # guards the shared connection of an in-memory store
         self._pid = os.getpid()
         self._shared: sqlite3.Connection | None = None
+        # Connections in use, by id, and whether close() was called: a connection another thread
+        # is using is closed by that thread when it is done (closing it under it would crash).
+        self._busy: dict[int, int] = {}
+        self._closed = False
+        self._guard = threading.Lock()
         with translate_errors():
             self._setup(self._connection())
 
@@ -171,11 +176,24 @@ class SQLiteBackend(Backend):
     @contextlib.contextmanager
     def _use(self) -> Iterator[sqlite3.Connection]:
         with translate_errors():
-            if self._memory:
-                with self._lock:
-                    yield self._connection()
-            else:
-                yield self._connection()
+            with self._guard:
+                if self._closed:
+                    raise BackendError(f"the SQLite store {self.path!r} was closed")
+                connection = self._connection()
+                self._busy[id(connection)] = self._busy.get(id(connection), 0) + 1
+            try:
+                if self._memory:
+                    with self._lock:
+                        yield connection
+                else:
+                    yield connection
+            finally:
+                with self._guard:
+                    left = self._busy.pop(id(connection)) - 1
+                    if left:
+                        self._busy[id(connection)] = left
+                    elif self._closed:
+                        connection.close()
 
     def _setup(self, connection: sqlite3.Connection) -> None:
         columns = "".join(f", {column} TEXT" for column in _INDEX_COLUMNS)
@@ -195,11 +213,14 @@ class SQLiteBackend(Backend):
             self._setup(connection)
 
     def close(self) -> None:
-        for connection in self._all:
-            connection.close()
-        self._all = []
-        self._local = threading.local()
-        self._shared = None
+        with self._guard:
+            self._closed = True
+            for connection in self._all:
+                if id(connection) not in self._busy:
+                    connection.close()
+            self._all = []
+            self._local = threading.local()
+            self._shared = None
 
     # -- writes ------------------------------------------------------------------------------
 
