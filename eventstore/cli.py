@@ -4,6 +4,7 @@ subcommands of other packages (``eventstore rebuild ...``)."""
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -36,6 +37,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=1,
         help="partitions of the change feed; 0 for a table without a feed (default: 1)",
     )
+    check = commands.add_parser(
+        "check",
+        help="read every retained version of some types under the current code (before a deploy)",
+    )
+    check.add_argument("url", help="store URL")
+    check.add_argument("types", nargs="+", help="resource classes, as module:Class")
     feed = commands.add_parser(
         "feed", help="print the change feed: position, type, id, version, event"
     )
@@ -64,6 +71,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"table ready: {parsed.url}")
         elif parsed.command == "feed":
             return _feed(parsed)
+        elif parsed.command == "check":
+            return _check(parsed)
     except EventStoreError as e:
         print(f"eventstore: {type(e).__name__}: {e}", file=sys.stderr)
         return 1
@@ -90,3 +99,44 @@ def _feed(parsed: argparse.Namespace) -> int:
                 time.sleep(parsed.interval)
         except KeyboardInterrupt:
             return 130
+
+
+def _check(parsed: argparse.Namespace) -> int:
+    from eventstore.checking import CheckReport, check
+    from eventstore.resource import Resource, check_resource_class
+    from eventstore.urls import open_store
+
+    classes: list[type[Resource]] = []
+    for spec in parsed.types:
+        module_name, _, name = spec.partition(":")
+        try:
+            found = getattr(importlib.import_module(module_name), name) if name else None
+            classes.append(check_resource_class(found))  # type: ignore[arg-type]
+        except (ImportError, AttributeError, TypeError):
+            print(
+                f"eventstore check: {spec!r} is not a Resource class (module:Class)",
+                file=sys.stderr,
+            )
+            return 2
+
+    def show(report: CheckReport) -> None:
+        print(
+            f"  {report.streams:,} streams, {report.read:,} versions read "
+            f"({report.upcast:,} upcast), {len(report.failures):,} failures, "
+            f"{report.seconds:.1f} s",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    with open_store(parsed.url) as store:
+        report = check(store, classes, progress=show)
+    for failure in report.failures:
+        print(
+            f"FAIL {failure.resource_type} {failure.resource_id!r} version {failure.version}: "
+            f"{failure.reason}"
+        )
+    print(
+        f"{report.read:,} versions read fine ({report.upcast:,} needed upcasting), "
+        f"{len(report.failures):,} failed, in {report.streams:,} streams"
+    )
+    return 0 if report.ok else 1
