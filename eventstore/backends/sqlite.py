@@ -236,11 +236,15 @@ class SQLiteBackend(Backend):
             connection.execute("BEGIN IMMEDIATE")
             try:
                 failures: dict[int, Item | None] = {}
-                for position, w in enumerate(writes):
-                    # Unconditional puts and deletes do not depend on what is there.
-                    if w.condition is None and not isinstance(w, Update):
-                        continue
-                    current = self._get_one(connection, w.key)
+                # Unconditional puts and deletes do not depend on what is there; the others'
+                # current items come in one query.
+                checked = [
+                    (position, w)
+                    for position, w in enumerate(writes)
+                    if w.condition is not None or isinstance(w, Update)
+                ]
+                found = self._get_many(connection, [w.key for _, w in checked])
+                for (position, w), current in zip(checked, found, strict=True):
                     if w.condition is not None and not w.condition.holds(current):
                         failures[position] = current
                     elif isinstance(w, Update) and not failures:
@@ -265,9 +269,27 @@ class SQLiteBackend(Backend):
         row = connection.execute("SELECT body FROM items WHERE pk = ? AND sk = ?", key).fetchone()
         return None if row is None else _load(key, row[0])
 
+    @classmethod
+    def _get_many(cls, connection: sqlite3.Connection, keys: Sequence[Key]) -> list[Item | None]:
+        """Several items in one statement (one consistent snapshot), in the order of ``keys``."""
+        if len(keys) <= 1:
+            return [cls._get_one(connection, key) for key in keys]
+        found: dict[Key, Item] = {}
+        for start in range(0, len(keys), 400):  # well under SQLite's bound-variable limit
+            chunk = keys[start : start + 400]
+            # OR of key equalities: SQLite looks each one up in the primary key.
+            where = " OR ".join("(pk = ? AND sk = ?)" for _ in chunk)
+            rows = connection.execute(
+                f"SELECT pk, sk, body FROM items WHERE {where}",
+                [part for key in chunk for part in key],
+            )
+            for pk, sk, body in rows:
+                found[(pk, sk)] = _load((pk, sk), body)
+        return [found.get((str(k[0]), str(k[1]))) for k in keys]
+
     def get(self, keys: Sequence[Key], *, consistent: bool = True) -> list[Item | None]:
         with self._use() as connection:
-            return [self._get_one(connection, key) for key in keys]
+            return self._get_many(connection, keys)
 
     def query(
         self,
