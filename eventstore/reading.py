@@ -178,7 +178,7 @@ class Reader:
                     keyframes[number] = self.keyframe(pk, number, item)
                 elif top is None:
                     top = records.stored_version(pk, number, item)
-            if top is None:
+            if top is None or top.deleted:
                 raise StreamNotFound(*split_pk(pk))
             try:
                 return self.decode(cls, top, keyframes)
@@ -327,7 +327,13 @@ class Reader:
                 entries.append(found)
             if not entries:
                 return
-            wanted = [e for e in entries if types is None or split_pk(e[1])[0] in types]
+            # An erased stream's entries (no stream key) are listed, never decoded.
+            wanted = [
+                e
+                for e in entries
+                if (not e[1] and not decode)
+                or (e[1] and (types is None or split_pk(e[1])[0] in types))
+            ]
             yield self._feed_page(wanted, entries[-1][0], decode)
             position = entries[-1][0]
             if len(entries) < len(page.items):
@@ -338,6 +344,8 @@ class Reader:
     def _feed_page(self, entries: list[tuple[int, str, int]], last: int, decode: bool) -> FeedPage:
         keys: list[tuple[str, str]] = []
         for _, pk, number in entries:
+            if not pk:
+                continue  # an erased stream's position
             keys.append(records.version_key(pk, number))
             if decode:
                 keys.append(records.keyframe_key(pk, number))
@@ -347,6 +355,9 @@ class Reader:
         listed: list[FeedEntry] = []
         skipped = 0
         for position, pk, number in entries:
+            if not pk:
+                listed.append(FeedEntry(position, "(erased)", "", 0, None, True))
+                continue
             item = found.get(records.version_key(pk, number))
             type_name, rid = split_pk(pk)
             if not decode:

@@ -25,7 +25,17 @@ from typing import TypeVar
 from pydantic import ValidationError
 
 from eventstore import codec
-from eventstore.backends.base import Condition, Delete, Item, Key, Update, Value, Write, index_keys
+from eventstore.backends.base import (
+    INDEXES,
+    Condition,
+    Delete,
+    Item,
+    Key,
+    Update,
+    Value,
+    Write,
+    index_keys,
+)
 from eventstore.errors import BackendError, CorruptRecord, InvalidInput, SchemaMismatch
 from eventstore.ids import recorded_at
 from eventstore.keys import (
@@ -52,6 +62,10 @@ EVENT = "e"
 METADATA = "m"
 POSITION = "p"
 SCHEMA = "sv"
+DELETED = "del"
+#: A deleted stream's head holds this as its last version id: it sorts above every ULID, so an
+#: ordinary append's condition (last id below the new one) refuses it.
+DELETED_ID = "~deleted"
 STREAM = "r"
 PARTITIONS = "n"
 CHECKPOINT = "after"
@@ -119,16 +133,46 @@ def head_update(
 
 
 def head_condition(
-    previous: int | None, *, lowest: int | None = None, below_id: str | None = None
+    previous: int | None,
+    *,
+    lowest: int | None = None,
+    below_id: str | None = None,
+    deleted: bool = False,
 ) -> Condition:
     """The condition an append puts on the head: absent (``previous`` None), or at ``previous``
-    (and at retention bound ``lowest``), with a last version id sorting before ``below_id``."""
+    (and at retention bound ``lowest``), with a last version id sorting before ``below_id``; with
+    ``deleted``, at ``previous`` and deleted (a stream started again after a delete)."""
     if previous is None:
         return Condition(exists=False)
     equals: dict[str, Value] = {VERSION: previous}
     if lowest is not None:
         equals[LOWEST] = lowest
+    if deleted:
+        return Condition(equals={**equals, DELETED: 1})
     return Condition(equals=equals, less_than={} if below_id is None else {VERSION_ID: below_id})
+
+
+def erasing_head(pk: str) -> Update:
+    """Mark a head as being erased: out of every index, refusing appends and restarts."""
+    return Update(
+        head_key(pk),
+        set={DELETED: 2, VERSION_ID: DELETED_ID},
+        remove=INDEX_ATTRIBUTES_OF_HEAD,
+    )
+
+
+def is_erasing(item: Mapping[str, Value] | None) -> bool:
+    """Whether a head marks a stream being erased."""
+    return item is not None and item.get(DELETED) == 2
+
+
+def is_deleted(item: Mapping[str, Value] | None) -> bool:
+    """Whether a head or version item marks a deleted stream."""
+    return item is not None and item.get(DELETED) == 1
+
+
+#: Every attribute by which a head appears in an index (the listing and the projections).
+INDEX_ATTRIBUTES_OF_HEAD = frozenset(name for index in INDEXES for name in index_keys(index))
 
 
 def index_update(
@@ -166,6 +210,7 @@ class StoredVersion:
     metadata: str | None
     position: int | None = None
     schema: int = 1
+    deleted: bool = False
 
     @property
     def needs_keyframe(self) -> bool:
@@ -183,8 +228,11 @@ def version_item(
     metadata: str | None,
     position: int | None = None,
     schema: int = 1,
+    deleted: bool = False,
 ) -> Item:
     item: Item = {PK: pk, SK: version_sk(number), VERSION_ID: version_id, STATE: blob}
+    if deleted:
+        item[DELETED] = 1
     if position is not None:
         item[POSITION] = position
     if schema != 1:  # absent means schema 1: versions stored before schemas existed read so
@@ -225,6 +273,7 @@ def stored_version(pk: str, number: int, item: Mapping[str, Value]) -> StoredVer
         meta,
         position if isinstance(position, int) and not isinstance(position, bool) else None,
         schema,
+        is_deleted(item),
     )
 
 
@@ -275,6 +324,7 @@ def to_version(
         metadata=FrozenDict(metadata),
         position=stored.position,
         schema_version=stored.schema,
+        deleted=stored.deleted,
     )
 
 
@@ -385,8 +435,16 @@ def entry_item(partition: int, position: int, pk: str, number: int) -> Item:
 
 
 def entry(item: Mapping[str, Value]) -> tuple[int, str, int]:
-    """``(position, stream pk, version)`` of a feed entry."""
+    """``(position, stream pk, version)`` of a feed entry; an erased stream's entry keeps its
+    position with an empty stream key and version 0."""
+    if STREAM not in item:
+        return int(str(item[SK])), "", 0
     return int(str(item[SK])), str(item[STREAM]), number(item, VERSION)
+
+
+def erased_entry(partition: int, position: int) -> Item:
+    """The feed entry of a version of an erased stream: the position, nothing else."""
+    return {PK: entry_block(partition, position), SK: entry_sk(position), DELETED: 1}
 
 
 # -- eventsourcing's stored events (eventstore.integrations.eventsourcing) -----------------

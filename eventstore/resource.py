@@ -124,6 +124,9 @@ class Version(Generic[R]):
     #: Where this version stands in its feed partition (1, 2, 3, ... in commit order, without
     #: gaps); ``None`` for versions written to a table without a feed.
     position: int | None = None
+    #: The version that deleted the resource (:meth:`EventStore.delete`): its state is the last
+    #: one the resource had.
+    deleted: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.metadata, FrozenDict):

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar, cast
 
@@ -10,13 +11,24 @@ from eventstore import codec, records
 from eventstore.backends.base import Backend
 from eventstore.backoff import Backoff
 from eventstore.cursors import CursorSigner, ReplayPosition
+from eventstore.erasing import ErasureReport, erase
 from eventstore.errors import ConcurrencyError, InvalidInput, StreamNotFound, WrongType
 from eventstore.following import Following
 from eventstore.ids import parse_version_id
 from eventstore.indexing import IndexPlan, IndexProjection
-from eventstore.inputs import ANY, NO_STREAM, Append, Checkpoint, Expect, serialize
+from eventstore.inputs import (
+    ANY,
+    NO_STREAM,
+    Append,
+    Checkpoint,
+    Expect,
+    check_event,
+    check_expected,
+    metadata_json,
+    serialize,
+)
 from eventstore.keyframes import KeyframeCache
-from eventstore.keys import MAX_VERSION, check_resource_id, stream_pk
+from eventstore.keys import MAX_VERSION, check_resource_id, split_pk, stream_pk
 from eventstore.positions import FeedClock
 from eventstore.querying import Querying, check_limit
 from eventstore.reading import Reader, ReplayPage
@@ -180,6 +192,70 @@ class EventStore(Following, Querying):
                 raise InvalidInput(f"version numbers start at 1, got {number}")
         return self.reader.by_number(cls, pk, number, version_id, consistent=consistent)
 
+    def delete(
+        self,
+        resource_type: type[R],
+        resource_id: str,
+        *,
+        expected_version: int | Expect = ANY,
+        event: str | None = "deleted",
+        metadata: Mapping[str, Any] | None = None,
+    ) -> Version[R]:
+        """End a resource: append a last version marked ``deleted`` (carrying the last state, so
+        the feed and subscribers learn of it), and take the head out of the listing and every
+        projection. Afterwards reading the latest raises :class:`StreamNotFound`; the history
+        stays readable by number and in :meth:`read_stream` until trimmed or erased. An append
+        with ``NO_STREAM`` (or ``ANY``) starts the resource again, its versions numbered on.
+
+        ``expected_version`` (default ``ANY``) is checked as for an append;
+        :class:`StreamNotFound` if the resource does not exist or is already deleted."""
+        cls = check_resource_class(resource_type)
+        rid = check_resource_id(resource_id)
+        expected = check_expected(expected_version)
+        if expected is NO_STREAM:
+            raise InvalidInput("delete() takes an expected version or ANY, not NO_STREAM")
+        latest = self.read_version(cls, rid)
+        if isinstance(expected, int) and expected != latest.version:
+            raise ConcurrencyError(cls.resource_type, rid, expected, latest.version)
+        data = latest.state.__pydantic_serializer__.to_json(latest.state)
+        tombstone = Prepared(
+            cls,
+            rid,
+            stream_pk(cls.resource_type, rid),
+            latest.version,
+            data,
+            latest.state,
+            check_event(event),
+            metadata_json(metadata),
+            {},
+            frozenset(),
+            deleted=True,
+        )
+        return cast("Version[R]", self._writer.commit([tombstone])[0])
+
+    def erase(
+        self,
+        resource_type: type[Resource],
+        resource_id: str,
+        *,
+        progress: Callable[[ErasureReport], None] | None = None,
+    ) -> ErasureReport:
+        """Remove a resource for good (a person's data on request): every version, keyframe and
+        the head, in as few atomic writes as the limits allow; its feed entries keep their
+        positions as tombstones that name nothing. Run it again if it was interrupted.
+        Afterwards nothing in the table holds its states, and a new stream may start under the
+        same id. :class:`StreamNotFound` if there is nothing to erase."""
+        cls = check_resource_class(resource_type)
+        pk = stream_pk(cls.resource_type, check_resource_id(resource_id))
+        head, first = self.backend.get([records.head_key(pk), records.version_key(pk, 1)])
+        if (
+            head is None
+            and first is None
+            and not any(page.items for page in itertools.islice(self.backend.pages(pk), 1))
+        ):
+            raise StreamNotFound(*split_pk(pk))
+        return erase(self.backend, self.clock, pk, progress=progress)
+
     def update(
         self,
         resource_type: type[R],
@@ -245,7 +321,11 @@ class EventStore(Following, Querying):
         ids = list(dict.fromkeys(check_resource_id(rid) for rid in resource_ids))
         keys = [records.head_key(stream_pk(cls.resource_type, rid)) for rid in ids]
         heads = self.backend.get(keys, consistent=consistent) if keys else []
-        present = [(rid, head) for rid, head in zip(ids, heads, strict=True) if head is not None]
+        present = [
+            (rid, head)
+            for rid, head in zip(ids, heads, strict=True)
+            if head is not None and not records.is_deleted(head)
+        ]
         found: dict[str, Version[R]] = {}
         for start in range(0, len(present), 50):
             chunk = present[start : start + 50]

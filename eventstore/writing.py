@@ -61,6 +61,8 @@ class Prepared:
     metadata: str | None
     index_set: dict[str, Value]
     index_remove: frozenset[str]
+    #: The version that deletes the resource (a tombstone carrying its last state).
+    deleted: bool = False
 
 
 @dataclass
@@ -71,6 +73,7 @@ class _Stream:
     at: int | Expect  # the version before the commit (NO_STREAM: none)
     lowest: int | None = None  # learnt from a refused head
     not_before_ms: int = 0  # likewise: the stream's last id, plus one millisecond
+    restart: bool = False  # the stream was deleted: this commit starts it again
 
     @property
     def first(self) -> Prepared:
@@ -184,6 +187,24 @@ class Writer:
                         continue
                     s = atomic.heads_at[index]
                     actual = 0 if current is None else records.number(current, records.VERSION)
+                    if records.is_erasing(current):
+                        # Being erased: no append until the erasure is done.
+                        first = s.first
+                        conflicts.append(
+                            Conflict(first.cls.resource_type, first.resource_id, first.expected, 0)
+                        )
+                        continue
+                    if records.is_deleted(current) and not s.restart:
+                        # A deleted stream: NO_STREAM and ANY start it again, numbering on;
+                        # an expected version finds no stream.
+                        first = s.first
+                        if first.expected is NO_STREAM or first.expected is ANY:
+                            s.at, s.lowest, s.restart = actual, None, True
+                            continue
+                        conflicts.append(
+                            Conflict(first.cls.resource_type, first.resource_id, first.expected, 0)
+                        )
+                        continue
                     if s.at is NO_STREAM or actual != s.at:
                         if s.first.expected is ANY:
                             s.at, s.lowest = (NO_STREAM if actual == 0 else actual), None
@@ -208,7 +229,9 @@ class Writer:
                             Conflict(s.first.cls.resource_type, s.first.resource_id, s.at, actual)
                         )
                     s.lowest = records.number(current, records.LOWEST)
-                    s.not_before_ms = parse_version_id(str(current[records.VERSION_ID]))[1] + 1
+                    if not records.is_deleted(current):
+                        last_id = str(current[records.VERSION_ID])
+                        s.not_before_ms = parse_version_id(last_id)[1] + 1
                 if conflicts:
                     raise ConcurrencyError.of(conflicts) from None
                 if raced and not backoff.wait():
@@ -245,6 +268,7 @@ class Writer:
                     metadata=FrozenDict(json.loads(p.metadata) if p.metadata else {}),
                     position=plan.positions[i] if plan.positions else None,
                     schema_version=p.cls.schema_version,
+                    deleted=p.deleted,
                 )
             newest = max(plan.frames, default=None)
             if newest is not None:
@@ -288,6 +312,7 @@ class Writer:
                 event=p.event,
                 metadata=p.metadata,
                 schema=cls.schema_version,
+                deleted=p.deleted,
             )
             plan.items[i] = item
             plan.puts.append(Put(item))
@@ -342,22 +367,7 @@ class Writer:
         for plan in plans:
             s, newest = plan.stream, plan.stream.appends[-1]
             heads_at[len(writes)] = s
-            writes.append(
-                records.head_update(
-                    newest.pk,
-                    version=s.previous + len(s.appends),
-                    version_id=plan.version_ids[-1],
-                    listed_as=newest.cls.resource_type if s.at is NO_STREAM else None,
-                    lowest=plan.lowest,
-                    index_set=newest.index_set,
-                    index_remove=newest.index_remove,
-                    condition=records.head_condition(
-                        None if s.at is NO_STREAM else s.previous,
-                        lowest=_bound(s),
-                        below_id=plan.version_ids[0],
-                    ),
-                )
-            )
+            writes.append(self._head(s, plan, newest))
         # Each item is at most 400 KB (the backend refuses more), so only a commit of more than
         # ten writes can pass 4 MB: smaller ones skip measuring.
         if len(writes) * MAX_ITEM_SIZE > MAX_WRITE_BYTES:
@@ -365,6 +375,40 @@ class Writer:
             if size > MAX_WRITE_BYTES:
                 raise CommitTooLarge("bytes", size, MAX_WRITE_BYTES)
         return _Write(writes, heads_at, counters_at, partitions)
+
+    def _head(self, s: _Stream, plan: _Plan, newest: Prepared) -> Write:
+        """The head write of one stream of the commit."""
+        version = s.previous + len(s.appends)
+        condition = records.head_condition(
+            None if s.at is NO_STREAM else s.previous,
+            lowest=_bound(s),
+            below_id=plan.version_ids[0],
+            deleted=s.restart,
+        )
+        if newest.deleted:
+            # The head leaves the listing and every projection, and refuses ordinary appends.
+            head = records.head_update(
+                newest.pk,
+                version=version,
+                version_id=records.DELETED_ID,
+                listed_as=None,
+                lowest=plan.lowest,
+                index_set={records.DELETED: 1},
+                index_remove=records.INDEX_ATTRIBUTES_OF_HEAD,
+                condition=condition,
+            )
+            return head
+        starts = s.at is NO_STREAM or s.restart
+        return records.head_update(
+            newest.pk,
+            version=version,
+            version_id=plan.version_ids[-1],
+            listed_as=newest.cls.resource_type if starts else None,
+            lowest=plan.lowest,
+            index_set=newest.index_set,
+            index_remove=newest.index_remove | ({records.DELETED} if s.restart else frozenset()),
+            condition=condition,
+        )
 
     def _encode(
         self, pk: str, base: int, data: bytes, keyframe: bytes | None

@@ -254,6 +254,12 @@ class Backend(abc.ABC):
         """Release connections. The backend must not be used afterwards."""
         return None
 
+    def forget_deleted(self) -> None:
+        """Make sure the bytes of deleted items do not survive in the backend's own files (an
+        erasure calls it). Nothing to do on DynamoDB or in memory; SQLite zeroes deleted content
+        (``secure_delete``) and truncates its write-ahead log here."""
+        return None
+
     def requests(self) -> int:
         """Number of requests sent to the server so far (0 for embedded backends that do not count).
         Used by tests and benchmarks."""

@@ -152,6 +152,9 @@ class SQLiteBackend(Backend):
         if not self._memory:
             connection.execute("PRAGMA journal_mode=WAL")
         connection.execute(f"PRAGMA synchronous={self._synchronous}")
+        # Deleted rows are overwritten with zeros, so erased data does not linger in free pages
+        # of a copied database file.
+        connection.execute("PRAGMA secure_delete=ON")
         connection.create_function("es_hash", 1, _stable_hash, deterministic=True)
         self._all.append(connection)
         return connection
@@ -211,6 +214,13 @@ class SQLiteBackend(Backend):
     def create_table(self) -> None:
         with self._use() as connection:
             self._setup(connection)
+
+    def forget_deleted(self) -> None:
+        if self._memory:
+            return
+        with self._use() as connection:
+            # Old page images in the write-ahead log go too.
+            connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def close(self) -> None:
         with self._guard:

@@ -1,0 +1,222 @@
+"""Deleting and erasing resources on every backend: a delete is a last version the feed carries
+and the indexes forget; an erase leaves nothing of the states in the table, or in the SQLite
+file; a model-based test mixes appends, deletes, erasures and reads."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import eventstore
+from eventstore import (
+    ANY,
+    NO_STREAM,
+    ConcurrencyError,
+    EventStore,
+    InvalidInput,
+    Resource,
+    StreamNotFound,
+    VersionNotFound,
+)
+from projections import Projection
+from tests.conftest import drop
+
+
+class Person(Resource):
+    resource_type = "retention.Person"
+    max_versions = 4
+    name: str
+    email: str
+
+
+class ByEmail(Projection[Person]):
+    name = "by_email"
+    index = "gsi1"
+
+    def key(self, person: Person) -> tuple[str, str]:
+        return ("all", person.email)
+
+
+def _raw(store: EventStore) -> list[dict[str, object]]:
+    items, start = [], None
+    while True:
+        page = store.backend.scan(start=start)
+        items += page.items
+        if page.last_key is None:
+            return items
+        start = page.last_key
+
+
+@pytest.fixture
+def people(store_url: str) -> Iterator[EventStore]:
+    store = eventstore.open(store_url, projections=[ByEmail()])
+    store.create_table()
+    yield store
+    drop(store)
+
+
+def test_delete_ends_a_resource(people: EventStore) -> None:
+    store = people
+    store.append(Person(name="Ada", email="ada@x"), resource_id="p1")
+    store.append(Person(name="Ada L", email="ada@x"), resource_id="p1", expected_version=1)
+    store.append(Person(name="Bob", email="bob@x"), resource_id="p2")
+    with pytest.raises(ConcurrencyError):
+        store.delete(Person, "p1", expected_version=1)
+    gone = store.delete(Person, "p1", expected_version=2, metadata={"why": "request"})
+    assert (gone.version, gone.deleted, gone.event) == (3, True, "deleted")
+    assert gone.state.name == "Ada L"  # the last state rides with the tombstone
+    with pytest.raises(StreamNotFound):
+        store.read_version(Person, "p1")
+    with pytest.raises(StreamNotFound):
+        store.delete(Person, "p1")
+    assert [(v.version, v.deleted) for v in store.read_stream(Person, "p1")] == [
+        (1, False),
+        (2, False),
+        (3, True),
+    ]
+    assert [v.resource_id for v in store.list_resources(Person)] == ["p2"]
+    assert [v.resource_id for v in store.query(ByEmail, "all")] == ["p2"]
+    assert store.read_many(Person, ["p1", "p2"]).keys() == {"p2"}
+    feed = list(store.feed())
+    assert feed[-1].deleted and feed[-1].resource_id == "p1"
+    # An expected version finds no stream; NO_STREAM starts it again, numbering on.
+    with pytest.raises(ConcurrencyError) as info:
+        store.append(Person(name="x", email="x@x"), resource_id="p1", expected_version=3)
+    assert info.value.actual == 0
+    again = store.append(Person(name="Ada 2", email="ada2@x"), resource_id="p1")
+    assert again.version == 4 and store.read_version(Person, "p1").state.name == "Ada 2"
+    assert {v.resource_id for v in store.list_resources(Person)} == {"p1", "p2"}
+    assert [v.state.email for v in store.query(ByEmail, "all")] == ["ada2@x", "bob@x"]
+    with pytest.raises(InvalidInput):
+        store.delete(Person, "p2", expected_version=NO_STREAM)
+
+
+def test_erase_leaves_nothing_of_the_states(people: EventStore) -> None:
+    store = people
+    for n in range(10):  # max_versions 4: six versions trimmed before the erase
+        store.append(
+            Person(name=f"SECRET-{n}", email="secret@x"),
+            resource_id="secret-id",
+            expected_version=n or NO_STREAM,
+        )
+    store.append(Person(name="Bob", email="bob@x"), resource_id="bob")
+    before = store.last_position()
+    report = store.erase(Person, "secret-id")
+    assert report.items_deleted >= 5 and report.feed_entries_cleared == 10
+    # Nothing readable through the library...
+    with pytest.raises(StreamNotFound):
+        store.read_version(Person, "secret-id")
+    with pytest.raises(StreamNotFound):
+        list(store.read_stream(Person, "secret-id"))
+    with pytest.raises(StreamNotFound):
+        store.erase(Person, "secret-id")
+    assert [v.resource_id for v in store.feed()] == ["bob"]
+    entries = list(store.feed_entries())
+    assert len(entries) == before and [e.resource_type for e in entries[:10]] == ["(erased)"] * 10
+    assert [v.resource_id for v in store.query(ByEmail, "all")] == ["bob"]
+    # ...and nothing in the table: no item holds the states or names the stream.
+    for item in _raw(store):
+        text = repr(item)
+        assert "SECRET" not in text and "secret-id" not in text and "secret@x" not in text, item
+    # A new stream may start under the same id, from version 1.
+    assert store.append(Person(name="new", email="n@x"), resource_id="secret-id").version == 1
+    with pytest.raises(VersionNotFound):
+        store.read_version(Person, "secret-id", 2)
+
+
+def test_erased_bytes_do_not_survive_in_the_sqlite_file(tmp_path: Path) -> None:
+    path = tmp_path / "people.db"
+    store = eventstore.open(f"sqlite:///{path}")
+    store.create_table()
+    for n in range(40):
+        store.append(
+            Person(name=f"SECRET-{n:02d}", email="secret@x"),
+            resource_id="gone",
+            expected_version=n or NO_STREAM,
+        )
+    store.append(Person(name="kept", email="k@x"), resource_id="kept")
+    store.erase(Person, "gone")
+    store.close()
+    for file in tmp_path.iterdir():
+        data = file.read_bytes()
+        assert b"SECRET" not in data and b"secret@x" not in data, file
+    assert os.path.getsize(path) > 0
+
+
+def test_an_interrupted_erase_can_be_run_again(people: EventStore) -> None:
+    store = people
+    for n in range(6):
+        store.append(
+            Person(name=f"S{n}", email="s@x"), resource_id="s", expected_version=n or NO_STREAM
+        )
+    real = store.backend.write
+    calls = [0]
+
+    def dies_on_the_second_write(writes: object, *, token: str | None = None) -> None:
+        calls[0] += 1
+        if calls[0] == 2:
+            raise RuntimeError("crash")
+        real(writes, token=token)  # type: ignore[arg-type]
+
+    store.backend.write = dies_on_the_second_write  # type: ignore[method-assign]
+    try:
+        with pytest.raises(RuntimeError):
+            store.erase(Person, "s")
+    finally:
+        store.backend.write = real  # type: ignore[method-assign]
+    with pytest.raises(ConcurrencyError):  # closed to appends while half erased
+        store.append(Person(name="x", email="x@x"), resource_id="s", expected_version=6)
+    store.erase(Person, "s")
+    assert not [i for i in _raw(store) if "s@x" in repr(i) or str(i["pk"]).endswith("#s")]
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    steps=st.lists(
+        st.tuples(st.sampled_from(["append", "delete", "erase", "read"]), st.sampled_from("ab")),
+        max_size=30,
+    )
+)
+def test_model_of_appends_deletes_and_erasures(steps: list[tuple[str, str]]) -> None:
+    store = eventstore.open("memory://")
+    # Per id: the version numbers so far, and whether the resource exists.
+    version: dict[str, int] = {}
+    alive: dict[str, bool] = {}
+    for action, rid in steps:
+        if action == "append":
+            v = store.append(
+                Person(name=rid, email=f"{rid}@x"), resource_id=rid, expected_version=ANY
+            )
+            assert v.version == version.get(rid, 0) + 1
+            version[rid], alive[rid] = v.version, True
+        elif action == "delete":
+            if alive.get(rid):
+                assert store.delete(Person, rid).version == version[rid] + 1
+                version[rid] += 1
+                alive[rid] = False
+            else:
+                with pytest.raises(StreamNotFound):
+                    store.delete(Person, rid)
+        elif action == "erase":
+            if rid in version:
+                store.erase(Person, rid)
+                del version[rid]
+                alive[rid] = False
+            else:
+                with pytest.raises(StreamNotFound):
+                    store.erase(Person, rid)
+        elif alive.get(rid):
+            assert store.read_version(Person, rid).version == version[rid]
+        else:
+            with pytest.raises(StreamNotFound):
+                store.read_version(Person, rid)
+    listed = {v.resource_id for v in store.list_resources(Person)}
+    assert listed == {rid for rid, ok in alive.items() if ok}
+    # The feed holds only versions of streams that were not erased since they were written.
+    for v in store.feed():
+        assert v.resource_id in version and v.version <= version[v.resource_id]
