@@ -1,5 +1,7 @@
 """eventstore: versioned, event-sourced resources in one DynamoDB table, or one SQLite file."""
 
+from importlib import metadata as _metadata
+
 from eventstore.errors import (
     BackendError,
     BackendTimeout,
@@ -27,6 +29,11 @@ from eventstore.repository import Repository
 from eventstore.resource import Resource, Version
 from eventstore.store import ANY, NO_STREAM, Append, Checkpoint, EventStore
 from eventstore.urls import open_store as open
+
+try:
+    __version__ = _metadata.version("eventstore")
+except _metadata.PackageNotFoundError:  # a source tree that was never installed
+    __version__ = "0+unknown"
 
 __all__ = [
     "ANY",

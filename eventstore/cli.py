@@ -24,6 +24,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="eventstore", description="Versioned resources on DynamoDB or SQLite."
     )
+    from eventstore import __version__
+
+    parser.add_argument("--version", action="version", version=f"eventstore {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     demo = commands.add_parser("demo", help="run a guided scenario on an embedded SQLite file")
     demo.add_argument(

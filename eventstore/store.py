@@ -48,6 +48,8 @@ class EventStore(Following, Querying):
     the same atomic write as every new version. ``cursor_secret`` signs query cursors (default: a
     random secret kept in the table, shared by every process using it). ``contention_budget`` is
     how many seconds an ``expected_version=ANY`` append keeps retrying lost races.
+    ``owns_backend``: whether :meth:`close` closes the backend (``open`` sets it; a store made
+    on another store's backend, ``EventStore(store.backend, ...)``, leaves it to that store).
     """
 
     def __init__(
@@ -60,8 +62,10 @@ class EventStore(Following, Querying):
         keyframe_cache_bytes: int = 32 * 1024 * 1024,
         cursor_secret: bytes | None = None,
         contention_budget: float = 10.0,
+        owns_backend: bool = False,
     ) -> None:
         self.backend = backend
+        self.owns_backend = owns_backend
         self.indexes = IndexPlan(projections)
         self._max_state = max_state_size
         #: Decodes stored versions; part of the seam the ``projections`` package uses.
@@ -84,7 +88,10 @@ class EventStore(Following, Querying):
         self.clock.configure(feed_partitions)
 
     def close(self) -> None:
-        self.backend.close()
+        """Close the backend if this store opened it (:func:`eventstore.open` does); a store
+        made on a backend it was given leaves it open for its other users."""
+        if self.owns_backend:
+            self.backend.close()
 
     def __enter__(self) -> EventStore:
         return self

@@ -30,6 +30,8 @@ def backend_from_url(url: str, **options: Any) -> Backend:
     if parts.scheme == "memory":
         from eventstore.backends.sqlite import SQLiteBackend
 
+        if parts.netloc or parts.path or params:
+            raise InvalidInput(f"{url!r}: memory:// takes no path or options")
         return SQLiteBackend(":memory:", **options)
     if parts.scheme == "sqlite":
         from eventstore.backends.sqlite import SQLiteBackend
@@ -65,5 +67,8 @@ def open_store(
     """Open a store. See :func:`backend_from_url` for the URLs; ``projections`` and
     ``cursor_secret`` go to :class:`EventStore`, other options to the backend."""
     return EventStore(
-        backend_from_url(url, **options), projections=projections, cursor_secret=cursor_secret
+        backend_from_url(url, **options),
+        projections=projections,
+        cursor_secret=cursor_secret,
+        owns_backend=True,
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+from typing import Any
 
 import pytest
 
@@ -62,3 +63,28 @@ def test_bad_input_errors_are_builtin_errors_too() -> None:
     assert issubclass(eventstore.WrongType, TypeError)
     assert issubclass(eventstore.BackendUnavailable, ConnectionError)
     assert issubclass(eventstore.BackendTimeout, TimeoutError)
+
+
+def test_small_things_a_new_user_meets(tmp_path: Any) -> None:
+    """Usage errors are typed and say what is wrong; a second store on a backend does not close
+    it for the first; the version is known."""
+    import eventstore as es
+    from eventstore import InvalidInput
+    from eventstore.cli import main
+
+    assert es.__version__ and es.__version__ != "0+unknown"
+    with pytest.raises(SystemExit) as shown:
+        main(["--version"])
+    assert shown.value.code == 0
+    missing = tmp_path / "no" / "such" / "dir" / "x.db"
+    with pytest.raises(es.BackendUnavailable, match=r"no/such/dir/x\.db"):
+        es.open(f"sqlite:///{missing}")
+    with pytest.raises(InvalidInput):
+        es.open("memory://?synchronous=full")
+    with pytest.raises(InvalidInput):
+        es.open("dynamodb://tbl?region=us-east-1&endpoint_url=not-a-url")
+    first = es.open("memory://")
+    second = es.EventStore(first.backend)
+    second.close()
+    assert first.last_position() == 0  # still open
+    first.close()

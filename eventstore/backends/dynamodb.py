@@ -233,6 +233,8 @@ class DynamoDBBackend(Backend):
                         tcp_keepalive=True,
                     ),
                 )
+            except ValueError as e:  # botocore's own check of endpoint_url
+                raise InvalidInput(f"cannot create a DynamoDB client: {e}") from e
             except BotoCoreError as e:  # typically no region configured anywhere
                 raise InvalidInput(f"cannot create a DynamoDB client: {e}") from e
         self.client: Any = client

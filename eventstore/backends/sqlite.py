@@ -140,8 +140,12 @@ class SQLiteBackend(Backend):
         self._busy: dict[int, int] = {}
         self._closed = False
         self._guard = threading.Lock()
-        with translate_errors():
-            self._setup(self._connection())
+        try:
+            with translate_errors():
+                self._setup(self._connection())
+        except BackendUnavailable as e:
+            # Name the file: "unable to open database file" alone does not say which.
+            raise BackendUnavailable(f"{e} (path {path!r})") from e.__cause__
 
     # -- connections -------------------------------------------------------------------------
 
