@@ -1,5 +1,6 @@
-"""Erasing a stream for good: every version, keyframe and the head leave the table, and the
-stream's feed entries keep their positions but no longer name it."""
+"""Removing data: erasing a stream for good (every version, keyframe and the head leave the
+table, and the stream's feed entries keep their positions but no longer name it), and purging
+versions past their type's ``max_age``."""
 
 from __future__ import annotations
 
@@ -7,7 +8,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from eventstore import records
-from eventstore.backends.base import MAX_WRITE_ACTIONS, Backend, Delete, Put, SortCondition, Write
+from eventstore.backends.base import (
+    MAX_WRITE_ACTIONS,
+    Backend,
+    ConditionFailed,
+    Delete,
+    Put,
+    SortCondition,
+    Write,
+)
 from eventstore.keys import VERSION_PREFIX
 from eventstore.positions import FeedClock
 
@@ -82,3 +91,35 @@ def erase(
     if progress is not None:
         progress(report)
     return report
+
+
+def purge_stream(backend: Backend, pk: str, now: float) -> int:
+    """Remove a stream's versions whose expiry has passed (expiries grow with the version, so
+    they are the oldest ones) and move its retention bound past them; returns how many went."""
+    head = backend.get([records.head_key(pk)])[0]
+    if head is None:
+        return 0
+    lowest = records.number(head, records.LOWEST)
+    target = lowest
+    for page in backend.pages(pk, sk=SortCondition("begins_with", VERSION_PREFIX)):
+        for item in page.items:
+            position = records.sort_position(item)
+            if position is None or position[1]:
+                continue
+            expires = item.get(records.EXPIRES)
+            if not isinstance(expires, int) or expires > now:
+                break
+            target = position[0] + 1
+        else:
+            continue
+        break
+    removed = 0
+    while lowest < target:
+        deletes, reached = records.trim_writes(pk, lowest, target, MAX_WRITE_ACTIONS - 1)
+        try:
+            backend.write([*deletes, records.bound_update(pk, lowest, reached)])
+        except ConditionFailed:
+            return removed  # an append trimmed meanwhile; the next purge goes on from there
+        removed += reached - lowest
+        lowest = reached
+    return removed

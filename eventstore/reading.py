@@ -11,6 +11,7 @@ missing under a version the head still holds is :class:`CorruptRecord`.
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -19,6 +20,7 @@ from eventstore import records
 from eventstore.backends.base import Backend, Item, SortCondition
 from eventstore.cursors import ReplayPosition
 from eventstore.errors import CorruptRecord, StreamNotFound, VersionNotFound
+from eventstore.ids import parse_version_id
 from eventstore.keyframes import KeyframeCache
 from eventstore.keys import (
     KEYFRAME_INTERVAL,
@@ -77,13 +79,25 @@ class FeedPage:
     skipped: int = 0
 
 
-class Reader:
-    """Decodes versions read from ``backend``; keyframes it meets go into ``cache``."""
+class Expired(VersionNotFound):
+    """A superseded version older than its type's ``max_age``: reads pass over it."""
 
-    def __init__(self, backend: Backend, cache: KeyframeCache, max_state: int) -> None:
+
+class Reader:
+    """Decodes versions read from ``backend``; keyframes it meets go into ``cache``. ``clock``
+    (seconds since the epoch) decides which versions are past their ``max_age``."""
+
+    def __init__(
+        self,
+        backend: Backend,
+        cache: KeyframeCache,
+        max_state: int,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.backend = backend
         self.cache = cache
         self.max_state = max_state
+        self.clock = clock
 
     # -- decoding ---------------------------------------------------------------------------
 
@@ -103,7 +117,11 @@ class Reader:
     ) -> Version[R]:
         """Decode a stored version; its keyframe comes from ``keyframes`` (decoded JSON by
         keyframe number), the cache, or a read. :class:`VersionNotFound` if the version was
-        trimmed while it was being read."""
+        trimmed while it was being read (:class:`Expired` if it is past ``max_age``)."""
+        if stored.superseded and cls.max_age is not None:
+            age_ms = cls.max_age.total_seconds() * 1000
+            if parse_version_id(stored.version_id)[1] + age_ms < self.clock() * 1000:
+                raise Expired(*split_pk(stored.pk), stored.number, None)
         base_json = None
         if stored.needs_keyframe:
             assert stored.base is not None
@@ -151,6 +169,8 @@ class Reader:
         known = {base: self.keyframe(pk, base, keyframe)} if keyframe is not None else {}
         try:
             return self.decode(cls, records.stored_version(pk, number, item), known)
+        except Expired:
+            raise self.missing(pk, version_id or number) from None
         except VersionNotFound as e:
             if version_id is None:
                 raise
@@ -284,6 +304,8 @@ class Reader:
         for position, one in enumerate(stored):
             try:
                 version = self.decode(cls, one, keyframes)
+            except Expired:
+                continue  # past max_age: not returned by any read
             except VersionNotFound:
                 if on_trimmed is None:
                     raise

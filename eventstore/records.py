@@ -63,6 +63,9 @@ METADATA = "m"
 POSITION = "p"
 SCHEMA = "sv"
 DELETED = "del"
+#: Epoch seconds after which DynamoDB's TTL may delete a superseded version (the table's TTL
+#: attribute). Only superseded versions carry it: the latest never expires.
+EXPIRES = "ttl"
 #: A deleted stream's head holds this as its last version id: it sorts above every ULID, so an
 #: ordinary append's condition (last id below the new one) refuses it.
 DELETED_ID = "~deleted"
@@ -152,6 +155,11 @@ def head_condition(
     return Condition(equals=equals, less_than={} if below_id is None else {VERSION_ID: below_id})
 
 
+def expiry_update(key: Key, expires: int) -> Update:
+    """Give a superseded version (or a keyframe no longer needed by the latest) its expiry."""
+    return Update(key, set={EXPIRES: expires}, condition=Condition())
+
+
 def erasing_head(pk: str) -> Update:
     """Mark a head as being erased: out of every index, refusing appends and restarts."""
     return Update(
@@ -211,6 +219,7 @@ class StoredVersion:
     position: int | None = None
     schema: int = 1
     deleted: bool = False
+    superseded: bool = False  # carries an expiry: not the latest version
 
     @property
     def needs_keyframe(self) -> bool:
@@ -229,8 +238,11 @@ def version_item(
     position: int | None = None,
     schema: int = 1,
     deleted: bool = False,
+    expires: int | None = None,
 ) -> Item:
     item: Item = {PK: pk, SK: version_sk(number), VERSION_ID: version_id, STATE: blob}
+    if expires is not None:
+        item[EXPIRES] = expires
     if deleted:
         item[DELETED] = 1
     if position is not None:
@@ -274,6 +286,7 @@ def stored_version(pk: str, number: int, item: Mapping[str, Value]) -> StoredVer
         position if isinstance(position, int) and not isinstance(position, bool) else None,
         schema,
         is_deleted(item),
+        EXPIRES in item,
     )
 
 

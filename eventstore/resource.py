@@ -6,7 +6,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, ClassVar, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict
@@ -26,6 +26,9 @@ class Resource(BaseModel):
       the class freely once this is set explicitly.
     - ``max_versions``: keep at most this many versions per stream (``None``: keep all); older ones
       are removed by the append that passes the limit, in the same atomic write.
+    - ``max_age``: versions older than this (by ``recorded_at``) are not returned by reads and are
+      removed from storage (DynamoDB's TTL; ``store.purge()`` elsewhere). The latest version of
+      a resource never expires.
     - ``schema_version``: the version of the model's data shape, stored with every version
       (default 1). Raise it when the model changes in a way old data does not fit.
     - ``upcasters``: for each older schema ``k``, a function turning data (a dict) of schema ``k``
@@ -47,6 +50,7 @@ class Resource(BaseModel):
 
     resource_type: ClassVar[str]
     max_versions: ClassVar[int | None] = None
+    max_age: ClassVar[timedelta | None] = None
     schema_version: ClassVar[int] = 1
     upcasters: ClassVar[Mapping[int, Callable[[dict[str, Any]], dict[str, Any]]]] = {}
 
@@ -61,6 +65,9 @@ class Resource(BaseModel):
             isinstance(limit, bool) or not isinstance(limit, int) or limit < 1
         ):
             raise InvalidInput(f"{cls.__name__}.max_versions must be a positive int or None")
+        age = cls.max_age
+        if age is not None and (not isinstance(age, timedelta) or age <= timedelta(0)):
+            raise InvalidInput(f"{cls.__name__}.max_age must be a positive timedelta or None")
         schema = cls.schema_version
         if isinstance(schema, bool) or not isinstance(schema, int) or schema < 1:
             raise InvalidInput(f"{cls.__name__}.schema_version must be an int >= 1")

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import itertools
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar, cast
 
@@ -11,7 +12,7 @@ from eventstore import codec, records
 from eventstore.backends.base import Backend
 from eventstore.backoff import Backoff
 from eventstore.cursors import CursorSigner, ReplayPosition
-from eventstore.erasing import ErasureReport, erase
+from eventstore.erasing import ErasureReport, erase, purge_stream
 from eventstore.errors import ConcurrencyError, InvalidInput, StreamNotFound, WrongType
 from eventstore.following import Following
 from eventstore.ids import parse_version_id
@@ -63,13 +64,16 @@ class EventStore(Following, Querying):
         cursor_secret: bytes | None = None,
         contention_budget: float = 10.0,
         owns_backend: bool = False,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.backend = backend
         self.owns_backend = owns_backend
         self.indexes = IndexPlan(projections)
         self._max_state = max_state_size
         #: Decodes stored versions; part of the seam the ``projections`` package uses.
-        self.reader = Reader(backend, KeyframeCache(keyframe_cache_bytes), max_state_size)
+        self.reader = Reader(
+            backend, KeyframeCache(keyframe_cache_bytes), max_state_size, clock=clock
+        )
         self.clock = FeedClock(backend)
         self._writer = Writer(
             backend,
@@ -262,6 +266,22 @@ class EventStore(Following, Querying):
         ):
             raise StreamNotFound(*split_pk(pk))
         return erase(self.backend, self.clock, pk, progress=progress)
+
+    def purge(self, resource_type: type[Resource] | None = None) -> int:
+        """Remove the versions of ``resource_type`` (or of every type defined in this process)
+        that are past their type's ``max_age``, and their keyframes, and move each stream's
+        retention bound past them; return how many versions went. On DynamoDB its TTL does this
+        by itself (within days); on SQLite and in memory call this from time to time. The latest
+        version of a resource is never removed."""
+        classes = [check_resource_class(resource_type)] if resource_type else registered_types()
+        now = self.reader.clock()
+        removed = 0
+        for cls in classes:
+            if cls.max_age is None:
+                continue
+            for head in self.heads(cls):
+                removed += purge_stream(self.backend, str(head[records.PK]), now)
+        return removed
 
     def update(
         self,

@@ -185,7 +185,12 @@ class Writer:
                         self.clock.learn(partition, found)
                         raced.append(None)
                         continue
-                    s = atomic.heads_at[index]
+                    s = atomic.heads_at.get(index)  # type: ignore[assignment]
+                    if s is None:
+                        # An expiry update whose version vanished (erased meanwhile).
+                        raise ConcurrencyError.of(
+                            [Conflict("version", str(atomic.writes[index].key), None, -1)]
+                        ) from None
                     actual = 0 if current is None else records.number(current, records.VERSION)
                     if records.is_erasing(current):
                         # Being erased: no append until the erasure is done.
@@ -286,6 +291,20 @@ class Writer:
         limit = cls.max_versions
         target = 1 if limit is None else max(1, last - limit + 1)
         plan = _Plan(s, [], [], target, {})
+        # With max_age, a version gets its expiry when it stops being the latest (the latest
+        # never expires), and so does a keyframe the latest no longer needs.
+        expires = None
+        if cls.max_age is not None:
+            expires = int(self.reader.clock() + cls.max_age.total_seconds()) + 1
+            if s.at is not NO_STREAM and s.previous >= max(target, 1):
+                plan.puts.append(
+                    records.expiry_update(records.version_key(pk, s.previous), expires)
+                )
+                if keyframe_of(s.previous) != keyframe_of(last):
+                    plan.puts.append(
+                        records.expiry_update(records.keyframe_key(pk, s.previous), expires)
+                    )
+        newest_group = keyframe_of(last, KEYFRAME_INTERVAL)
         for i, p in enumerate(s.appends):
             number = first + i
             vid = new_version_id(number, not_before_ms=s.not_before_ms)
@@ -294,8 +313,12 @@ class Writer:
             if number == base:
                 plan.frames[base] = p.data
                 if base + KEYFRAME_INTERVAL > target:  # some version of the group is kept
-                    keyframe = codec.encode(p.data, threshold=self.threshold)
-                    plan.puts.append(Put(records.keyframe_item(pk, base, keyframe)))
+                    keyframe = records.keyframe_item(
+                        pk, base, codec.encode(p.data, threshold=self.threshold)
+                    )
+                    if expires is not None and base != newest_group:
+                        keyframe[records.EXPIRES] = expires
+                    plan.puts.append(Put(keyframe))
             if number < target:
                 continue  # trimmed by the commit that writes it: never stored
             blob_base: int | None = number
@@ -313,6 +336,7 @@ class Writer:
                 metadata=p.metadata,
                 schema=cls.schema_version,
                 deleted=p.deleted,
+                expires=expires if number != last else None,
             )
             plan.items[i] = item
             plan.puts.append(Put(item))

@@ -5,7 +5,9 @@ file; a model-based test mixes appends, deletes, erasures and reads."""
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -220,3 +222,61 @@ def test_model_of_appends_deletes_and_erasures(steps: list[tuple[str, str]]) -> 
     # The feed holds only versions of streams that were not erased since they were written.
     for v in store.feed():
         assert v.resource_id in version and v.version <= version[v.resource_id]
+
+
+# -- max_age ---------------------------------------------------------------------------------
+
+
+class Log(Resource):
+    resource_type = "retention.Log"
+    max_age = timedelta(days=30)
+    text: str
+
+
+def _aged(store: EventStore) -> tuple[EventStore, list[float]]:
+    """A store on the same table whose clock the test moves."""
+    now = [time.time()]
+    return EventStore(store.backend, clock=lambda: now[0]), now
+
+
+def test_max_age_hides_old_versions_but_never_the_latest(people: EventStore) -> None:
+    store, now = _aged(people)
+    for n in range(20):
+        store.append(Log(text=str(n)), resource_id="l", expected_version=n or NO_STREAM)
+    store.append(Log(text="other"), resource_id="m")
+    assert len(list(store.read_stream(Log, "l"))) == 20
+    now[0] += 31 * 86400
+    # Older than max_age: not returned by any read...
+    assert [v.version for v in store.read_stream(Log, "l")] == [20]
+    with pytest.raises(VersionNotFound):
+        store.read_version(Log, "l", 3)
+    assert [v.version for v in store.replay(Log)] == [20, 1]
+    assert sorted((v.resource_id, v.version) for v in store.feed()) == [("l", 20), ("m", 1)]
+    # ...but the latest version of a resource never expires.
+    assert store.read_version(Log, "l").state.text == "19"
+    assert store.read_version(Log, "m").version == 1
+    assert {v.resource_id for v in store.list_resources(Log)} == {"l", "m"}
+    # purge removes them from storage (DynamoDB's TTL would, within days).
+    assert store.purge(Log) == 19
+    kept = [i for i in _raw(store) if str(i["pk"]) == "retention.Log#l" and str(i["sk"]) != "h"]
+    assert len(kept) == 2  # the latest version and its keyframe
+    with pytest.raises(VersionNotFound) as info:
+        store.read_version(Log, "l", 3)
+    assert info.value.remaining == (20, 20)
+    assert store.purge() == 0
+
+
+def test_expiry_attributes_and_dynamodb_ttl(dynamodb_store: EventStore) -> None:
+    """DynamoDB Local never expires items itself: the table has TTL on, and superseded versions
+    carry the expiry TTL acts on; the latest carries none."""
+    store, now = _aged(dynamodb_store)
+    store.append(Log(text="a"), resource_id="l")
+    store.append(Log(text="b"), resource_id="l", expected_version=1)
+    client = store.backend.client  # type: ignore[attr-defined]
+    table = store.backend.table  # type: ignore[attr-defined]
+    ttl = client.describe_time_to_live(TableName=table)["TimeToLiveDescription"]
+    assert ttl["TimeToLiveStatus"] in ("ENABLED", "ENABLING") and ttl["AttributeName"] == "ttl"
+    items = {str(i["sk"]): i for i in _raw(store) if str(i["pk"]) == "retention.Log#l"}
+    expected = int(now[0] + 30 * 86400) + 1
+    assert items["v#0000000001#v"]["ttl"] == expected
+    assert "ttl" not in items["v#0000000002#v"] and "ttl" not in items["h"]

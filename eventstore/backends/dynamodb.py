@@ -82,6 +82,8 @@ _OUTCOMES: dict[str, str | type[BackendError]] = {
     "ResourceNotFoundException": TableNotFound,
     "IdempotentParameterMismatchException": BackendError,
 }
+#: The table's TTL attribute (``eventstore.records.EXPIRES``).
+TTL_ATTRIBUTE = "ttl"
 _TIMEOUTS = (ReadTimeoutError, ConnectTimeoutError)
 # Transport errors: the request may have reached the server (the outcome is unknown).
 _TRANSPORT = (BotoConnectionError, HTTPClientError, EndpointConnectionError, ConnectionClosedError)
@@ -578,6 +580,18 @@ class DynamoDBBackend(Backend):
         with contextlib.suppress(_Exists):
             self._call("create_table", params, on_error)
         self._wait(timeout, gone=False)
+        # Superseded versions of types with max_age carry their expiry here; DynamoDB deletes
+        # them within days of it (reads skip them from the moment they expire).
+        current = self._call("describe_time_to_live", {"TableName": self.table})
+        status = current.get("TimeToLiveDescription", {}).get("TimeToLiveStatus")
+        if status not in ("ENABLED", "ENABLING"):
+            self._call(
+                "update_time_to_live",
+                {
+                    "TableName": self.table,
+                    "TimeToLiveSpecification": {"Enabled": True, "AttributeName": TTL_ATTRIBUTE},
+                },
+            )
 
     def delete_table(self, *, timeout: float = 300.0) -> None:
         """Delete the table and wait until it is gone; a missing table is not an error."""
