@@ -3,17 +3,16 @@
 
 from __future__ import annotations
 
-import itertools
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar, cast
 
-from eventstore import codec, records
+from eventstore import codec
 from eventstore.backends.base import Backend
-from eventstore.backoff import Backoff
 from eventstore.cursors import CursorSigner, ReplayPosition
-from eventstore.erasing import ErasureReport, erase, purge_stream
-from eventstore.errors import ConcurrencyError, InvalidInput, StreamNotFound, WrongType
+from eventstore.ending import Ending
+from eventstore.errors import InvalidInput, WrongType
+from eventstore.everyday import Everyday
 from eventstore.following import Following
 from eventstore.ids import parse_version_id
 from eventstore.indexing import IndexPlan, IndexProjection
@@ -23,17 +22,13 @@ from eventstore.inputs import (
     Append,
     Checkpoint,
     Expect,
-    check_event,
-    check_expected,
-    metadata_json,
     serialize,
 )
 from eventstore.keyframes import KeyframeCache
-from eventstore.keys import MAX_VERSION, check_resource_id, split_pk, stream_pk
+from eventstore.keys import MAX_VERSION, check_resource_id, stream_pk
 from eventstore.positions import FeedClock
 from eventstore.querying import Querying, check_limit
 from eventstore.reading import Reader, ReplayPage
-from eventstore.repository import Repository
 from eventstore.resource import Resource, Version, check_resource_class, registered_types
 from eventstore.writing import Prepared, Writer
 
@@ -42,7 +37,7 @@ __all__ = ["ANY", "NO_STREAM", "Append", "Checkpoint", "EventStore", "Expect"]
 R = TypeVar("R", bound=Resource)
 
 
-class EventStore(Following, Querying):
+class EventStore(Following, Querying, Everyday, Ending):
     """Versioned resources on a backend. Safe to share between threads.
 
     Open one with :func:`eventstore.open`. ``projections`` are written onto each stream's head in
@@ -202,171 +197,6 @@ class EventStore(Following, Querying):
             if not 1 <= number <= MAX_VERSION:
                 raise InvalidInput(f"version numbers start at 1, got {number}")
         return self.reader.by_number(cls, pk, number, version_id, consistent=consistent)
-
-    def delete(
-        self,
-        resource_type: type[R],
-        resource_id: str,
-        *,
-        expected_version: int | Expect = ANY,
-        event: str | None = "deleted",
-        metadata: Mapping[str, Any] | None = None,
-    ) -> Version[R]:
-        """End a resource: append a last version marked ``deleted`` (carrying the last state, so
-        the feed and subscribers learn of it), and take the head out of the listing and every
-        projection. Afterwards reading the latest raises :class:`StreamNotFound`; the history
-        stays readable by number and in :meth:`read_stream` until trimmed or erased. An append
-        with ``NO_STREAM`` (or ``ANY``) starts the resource again, its versions numbered on.
-
-        ``expected_version`` (default ``ANY``) is checked as for an append;
-        :class:`StreamNotFound` if the resource does not exist or is already deleted."""
-        cls = check_resource_class(resource_type)
-        rid = check_resource_id(resource_id)
-        expected = check_expected(expected_version)
-        if expected is NO_STREAM:
-            raise InvalidInput("delete() takes an expected version or ANY, not NO_STREAM")
-        latest = self.read_version(cls, rid)
-        if isinstance(expected, int) and expected != latest.version:
-            raise ConcurrencyError(cls.resource_type, rid, expected, latest.version)
-        data = latest.state.__pydantic_serializer__.to_json(latest.state)
-        tombstone = Prepared(
-            cls,
-            rid,
-            stream_pk(cls.resource_type, rid),
-            latest.version,
-            data,
-            latest.state,
-            check_event(event),
-            metadata_json(metadata),
-            {},
-            frozenset(),
-            deleted=True,
-        )
-        return cast("Version[R]", self._writer.commit([tombstone])[0])
-
-    def erase(
-        self,
-        resource_type: type[Resource],
-        resource_id: str,
-        *,
-        progress: Callable[[ErasureReport], None] | None = None,
-    ) -> ErasureReport:
-        """Remove a resource for good (a person's data on request): every version, keyframe and
-        the head, in as few atomic writes as the limits allow; its feed entries keep their
-        positions as tombstones that name nothing. Run it again if it was interrupted.
-        Afterwards nothing in the table holds its states, and a new stream may start under the
-        same id. :class:`StreamNotFound` if there is nothing to erase."""
-        cls = check_resource_class(resource_type)
-        pk = stream_pk(cls.resource_type, check_resource_id(resource_id))
-        head, first = self.backend.get([records.head_key(pk), records.version_key(pk, 1)])
-        if (
-            head is None
-            and first is None
-            and not any(page.items for page in itertools.islice(self.backend.pages(pk), 1))
-        ):
-            raise StreamNotFound(*split_pk(pk))
-        return erase(self.backend, self.clock, pk, progress=progress)
-
-    def purge(self, resource_type: type[Resource] | None = None) -> int:
-        """Remove the versions of ``resource_type`` (or of every type defined in this process)
-        that are past their type's ``max_age``, and their keyframes, and move each stream's
-        retention bound past them; return how many versions went. On DynamoDB its TTL does this
-        by itself (within days); on SQLite and in memory call this from time to time. The latest
-        version of a resource is never removed."""
-        classes = [check_resource_class(resource_type)] if resource_type else registered_types()
-        now = self.reader.clock()
-        removed = 0
-        for cls in classes:
-            if cls.max_age is None:
-                continue
-            for head in self.heads(cls):
-                removed += purge_stream(self.backend, str(head[records.PK]), now)
-        return removed
-
-    def update(
-        self,
-        resource_type: type[R],
-        resource_id: str,
-        change: Callable[[R], R | None],
-        *,
-        event: str | None = None,
-        metadata: Mapping[str, Any] | None = None,
-        default: R | None = None,
-        max_attempts: int = 10,
-    ) -> Version[R]:
-        """Read the latest version, call ``change(state)`` and append what it returns with the
-        read version as ``expected_version``; on a conflict, read again and call ``change``
-        again (with backoff and jitter), up to ``max_attempts`` times, then raise the last
-        :class:`ConcurrencyError`. Returns the new version.
-
-        ``change`` must be a pure function of the state: it may run several times. It may return
-        ``None`` (nothing to do: nothing is appended, the current version is returned) or raise
-        to refuse (the exception propagates; nothing is written). A missing stream raises
-        :class:`StreamNotFound`, unless ``default`` is given: the stream is then created from
-        ``change(default)`` (create-or-update)."""
-        cls = check_resource_class(resource_type)
-        if not callable(change):
-            raise WrongType(f"change must be a function of the state, got {change!r}")
-        if isinstance(max_attempts, bool) or not isinstance(max_attempts, int) or max_attempts < 1:
-            raise InvalidInput(f"max_attempts must be an int >= 1, got {max_attempts!r}")
-        backoff = Backoff(base=0.005, cap=0.5, attempts=max_attempts)
-        while True:
-            try:
-                current: Version[R] | None = self.read_version(cls, resource_id)
-            except StreamNotFound:
-                if default is None:
-                    raise
-                current = None
-            new = change(current.state if current is not None else default)  # type: ignore[arg-type]
-            if new is None:
-                if current is None:
-                    raise StreamNotFound(cls.resource_type, resource_id)
-                return current
-            if not isinstance(new, cls):
-                raise WrongType(f"change must return a {cls.__name__} or None, got {new!r}")
-            try:
-                return self.append(
-                    new,
-                    resource_id=resource_id,
-                    expected_version=NO_STREAM if current is None else current.version,
-                    event=event,
-                    metadata=metadata,
-                )
-            except ConcurrencyError:
-                if not backoff.wait():
-                    raise
-
-    def read_many(
-        self, resource_type: type[R], resource_ids: Iterable[str], *, consistent: bool = True
-    ) -> dict[str, Version[R]]:
-        """The latest version of each stream, keyed by id in the order given (duplicates once);
-        ids of streams that do not exist are absent. On DynamoDB: one ``BatchGetItem`` per 100
-        ids for the heads, then one per 50 for the versions and their keyframes."""
-        cls = check_resource_class(resource_type)
-        if isinstance(resource_ids, str):
-            raise WrongType("resource_ids must be a collection of ids, not one str")
-        ids = list(dict.fromkeys(check_resource_id(rid) for rid in resource_ids))
-        keys = [records.head_key(stream_pk(cls.resource_type, rid)) for rid in ids]
-        heads = self.backend.get(keys, consistent=consistent) if keys else []
-        present = [
-            (rid, head)
-            for rid, head in zip(ids, heads, strict=True)
-            if head is not None and not records.is_deleted(head)
-        ]
-        found: dict[str, Version[R]] = {}
-        for start in range(0, len(present), 50):
-            chunk = present[start : start + 50]
-            versions = self.reader.named_by(cls, [h for _, h in chunk], consistent=consistent)
-            for (rid, _), version in zip(chunk, versions, strict=True):
-                if version is not None:
-                    found[rid] = version
-        return found
-
-    def repository(self, resource_type: type[R]) -> Repository[R]:
-        """A typed repository for one resource type: the store's operations with the type
-        filled in (``get``, ``find``, ``exists``, ``save``, ``update``, ``history``, ``many``,
-        ``list``, ``query``)."""
-        return Repository(self, check_resource_class(resource_type))
 
     def read_stream(
         self,

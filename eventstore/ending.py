@@ -1,0 +1,134 @@
+"""Ending resources, as methods of :class:`eventstore.EventStore`: delete (a last version),
+erase (nothing left), and purge (versions past ``max_age``)."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, TypeVar, cast
+
+from eventstore import records
+from eventstore.backends.base import Backend, Item
+from eventstore.erasing import ErasureReport, erase, purge_stream
+from eventstore.errors import ConcurrencyError, InvalidInput, StreamNotFound
+from eventstore.inputs import ANY, NO_STREAM, Expect, check_event, check_expected, metadata_json
+from eventstore.keys import check_resource_id, split_pk, stream_pk
+from eventstore.positions import FeedClock
+from eventstore.reading import Reader
+from eventstore.resource import Resource, Version, check_resource_class, registered_types
+from eventstore.writing import Prepared, Writer
+
+R = TypeVar("R", bound=Resource)
+
+
+class Ending:
+    """``delete``, ``erase`` and ``purge`` of :class:`eventstore.EventStore`."""
+
+    clock: FeedClock
+    _writer: Writer
+    backend: Backend
+    reader: Reader
+    if TYPE_CHECKING:  # defined by EventStore
+
+        def read_version(
+            self,
+            resource_type: type[R],
+            resource_id: str,
+            version: int | str | None = None,
+            *,
+            consistent: bool = True,
+        ) -> Version[R]: ...
+
+        def append(
+            self,
+            state: R,
+            *,
+            resource_id: str | None = None,
+            expected_version: int | Expect = NO_STREAM,
+            event: str | None = None,
+            metadata: Mapping[str, Any] | None = None,
+        ) -> Version[R]: ...
+
+        def heads(
+            self, resource_type: type[Resource], *, reverse: bool = False
+        ) -> Iterator[Item]: ...
+
+    def delete(
+        self,
+        resource_type: type[R],
+        resource_id: str,
+        *,
+        expected_version: int | Expect = ANY,
+        event: str | None = "deleted",
+        metadata: Mapping[str, Any] | None = None,
+    ) -> Version[R]:
+        """End a resource: append a last version marked ``deleted`` (carrying the last state, so
+        the feed and subscribers learn of it), and take the head out of the listing and every
+        projection. Afterwards reading the latest raises :class:`StreamNotFound`; the history
+        stays readable by number and in :meth:`read_stream` until trimmed or erased. An append
+        with ``NO_STREAM`` (or ``ANY``) starts the resource again, its versions numbered on.
+
+        ``expected_version`` (default ``ANY``) is checked as for an append;
+        :class:`StreamNotFound` if the resource does not exist or is already deleted."""
+        cls = check_resource_class(resource_type)
+        rid = check_resource_id(resource_id)
+        expected = check_expected(expected_version)
+        if expected is NO_STREAM:
+            raise InvalidInput("delete() takes an expected version or ANY, not NO_STREAM")
+        latest = self.read_version(cls, rid)
+        if isinstance(expected, int) and expected != latest.version:
+            raise ConcurrencyError(cls.resource_type, rid, expected, latest.version)
+        data = latest.state.__pydantic_serializer__.to_json(latest.state)
+        tombstone = Prepared(
+            cls,
+            rid,
+            stream_pk(cls.resource_type, rid),
+            latest.version,
+            data,
+            latest.state,
+            check_event(event),
+            metadata_json(metadata),
+            {},
+            frozenset(),
+            deleted=True,
+        )
+        return cast("Version[R]", self._writer.commit([tombstone])[0])
+
+    def erase(
+        self,
+        resource_type: type[Resource],
+        resource_id: str,
+        *,
+        progress: Callable[[ErasureReport], None] | None = None,
+    ) -> ErasureReport:
+        """Remove a resource for good (a person's data on request): every version, keyframe and
+        the head, in as few atomic writes as the limits allow; its feed entries keep their
+        positions as tombstones that name nothing. Run it again if it was interrupted.
+        Afterwards nothing in the table holds its states, and a new stream may start under the
+        same id. :class:`StreamNotFound` if there is nothing to erase."""
+        cls = check_resource_class(resource_type)
+        pk = stream_pk(cls.resource_type, check_resource_id(resource_id))
+        head, first = self.backend.get([records.head_key(pk), records.version_key(pk, 1)])
+        if (
+            head is None
+            and first is None
+            and not any(page.items for page in itertools.islice(self.backend.pages(pk), 1))
+        ):
+            raise StreamNotFound(*split_pk(pk))
+        return erase(self.backend, self.clock, pk, progress=progress)
+
+    def purge(self, resource_type: type[Resource] | None = None) -> int:
+        """Remove the versions of ``resource_type`` (or of every type defined in this process)
+        that are past their type's ``max_age``, and their keyframes, and move each stream's
+        retention bound past them; return how many versions went. On DynamoDB its TTL does this
+        by itself (within days); on SQLite and in memory call this from time to time. The latest
+        version of a resource is never removed."""
+        classes = [check_resource_class(resource_type)] if resource_type else registered_types()
+        now = self.reader.clock()
+        removed = 0
+        for cls in classes:
+            if cls.max_age is None:
+                continue
+            for head in self.heads(cls):
+                removed += purge_stream(self.backend, str(head[records.PK]), now)
+        return removed
