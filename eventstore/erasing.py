@@ -4,6 +4,7 @@ versions past their type's ``max_age``."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -19,6 +20,8 @@ from eventstore.backends.base import (
 )
 from eventstore.keys import VERSION_PREFIX
 from eventstore.positions import FeedClock
+
+_log = logging.getLogger("eventstore")
 
 
 @dataclass
@@ -88,6 +91,13 @@ def erase(
         backend.write([Delete(records.head_key(pk))])
         report.writes += 1
     backend.forget_deleted()
+    _log.info(
+        "erased %s: %d items, %d feed entries cleared, %d writes",
+        pk,
+        report.items_deleted,
+        report.feed_entries_cleared,
+        report.writes,
+    )
     if progress is not None:
         progress(report)
     return report
@@ -122,4 +132,6 @@ def purge_stream(backend: Backend, pk: str, now: float) -> int:
             return removed  # an append trimmed meanwhile; the next purge goes on from there
         removed += reached - lowest
         lowest = reached
+    if removed:
+        _log.info("purged %s: %d versions past max_age", pk, removed)
     return removed

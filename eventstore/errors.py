@@ -250,5 +250,10 @@ class BackendTimeout(BackendError, TimeoutError):
     """The backend did not answer in time; retries ran out. Outcome may be unknown."""
 
 
+class CredentialsMissing(BackendError):
+    """The AWS SDK found no credentials. Set ``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY`` (or
+    a profile, or a role); DynamoDB Local accepts any non-empty values."""
+
+
 class TableNotFound(BackendError, LookupError):
     """The table does not exist. ``store.create_table()`` makes it."""

@@ -6,6 +6,7 @@ on its own."""
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -39,6 +40,7 @@ from eventstore.positions import FeedClock
 from eventstore.reading import Reader
 from eventstore.resource import FrozenDict, Resource, Version
 
+_log = logging.getLogger("eventstore")
 # Refusals that are not conflicts (a writer's clock behind the stream's last id, a retention bound
 # learnt late) are corrected from the refused head; more than this many in a row is a conflict.
 _MAX_CORRECTIONS = 20
@@ -238,7 +240,9 @@ class Writer:
                         last_id = str(current[records.VERSION_ID])
                         s.not_before_ms = parse_version_id(last_id)[1] + 1
                 if conflicts:
+                    _log.debug("commit refused: %s", "; ".join(map(str, conflicts)))
                     raise ConcurrencyError.of(conflicts) from None
+                _log.debug("commit lost a race (attempt %d), trying again", backoff.tries)
                 if raced and not backoff.wait():
                     s = next((r for r in raced if r is not None), next(iter(streams.values())))
                     raise ContentionError(
@@ -461,6 +465,7 @@ class Writer:
     def _finish_trim(self, pk: str, lowest: int, target: int) -> None:
         # Only when a commit could not carry every delete (max_versions lowered a lot, or a
         # large commit): the rest go in further atomic writes, each moving the head's bound.
+        _log.info("trimming %s: versions %d to %d in follow-up writes", pk, lowest, target - 1)
         while lowest < target:
             deletes, reached = records.trim_writes(pk, lowest, target, MAX_WRITE_ACTIONS - 1)
             try:

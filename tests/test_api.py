@@ -88,3 +88,19 @@ def test_small_things_a_new_user_meets(tmp_path: Any) -> None:
     second.close()
     assert first.last_position() == 0  # still open
     first.close()
+
+
+def test_missing_aws_credentials_get_their_own_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No credentials anywhere: a typed error with the hint, before any request is sent."""
+    import eventstore as es
+    from tests.models import Order
+
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent/config")
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/credentials")
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    store = es.open("dynamodb://tbl?region=us-east-1&endpoint_url=http://127.0.0.1:9")
+    with pytest.raises(es.CredentialsMissing, match="AWS_ACCESS_KEY_ID"):
+        store.read_version(Order, "x")
+    assert issubclass(es.CredentialsMissing, es.BackendError)

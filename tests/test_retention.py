@@ -280,3 +280,19 @@ def test_expiry_attributes_and_dynamodb_ttl(dynamodb_store: EventStore) -> None:
     expected = int(now[0] + 30 * 86400) + 1
     assert items["v#0000000001#v"]["ttl"] == expected
     assert "ttl" not in items["v#0000000002#v"] and "ttl" not in items["h"]
+
+
+def test_erasures_and_purges_are_logged(caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    store = eventstore.open("memory://")
+    store.append(Person(name="x", email="x@x"), resource_id="p")
+    with caplog.at_level(logging.INFO, logger="eventstore"):
+        store.erase(Person, "p")
+    assert any("erased retention.Person#p" in r.getMessage() for r in caplog.records)
+    with caplog.at_level(logging.DEBUG, logger="eventstore"):
+        caplog.clear()
+        store.append(Person(name="y", email="y@x"), resource_id="q")
+        with pytest.raises(ConcurrencyError):
+            store.append(Person(name="y", email="y@x"), resource_id="q", expected_version=5)
+    assert [r.levelname for r in caplog.records] == ["DEBUG"]  # nothing at INFO on the hot path

@@ -8,6 +8,7 @@ Retries are ours, not botocore's, so that a write whose outcome is unknown is re
 from __future__ import annotations
 
 import contextlib
+import logging
 import re
 import threading
 import time
@@ -26,6 +27,7 @@ from botocore.exceptions import (
     ConnectTimeoutError,
     EndpointConnectionError,
     HTTPClientError,
+    NoCredentialsError,
     ReadTimeoutError,
 )
 from botocore.exceptions import ConnectionError as BotoConnectionError
@@ -54,6 +56,7 @@ from eventstore.errors import (
     BackendError,
     BackendTimeout,
     BackendUnavailable,
+    CredentialsMissing,
     InvalidInput,
     ItemTooLarge,
     TableNotFound,
@@ -68,6 +71,7 @@ _NOTHING = "eventstore:nothing"
 # it was applied, retry although a write may have been applied (outcome unknown), or the typed
 # error to raise. Transaction cancellation reasons use the same table. Codes not listed are a
 # BackendError; a 5xx status without a listed code is an unknown outcome.
+_log = logging.getLogger("eventstore")
 _REFUSED, _UNKNOWN = "refused", "unknown"
 _OUTCOMES: dict[str, str | type[BackendError]] = {
     "ProvisionedThroughputExceededException": _REFUSED,
@@ -308,11 +312,23 @@ class DynamoDBBackend(Backend):
                     raise _Retry(e, unknown=True) from e
                 except _TRANSPORT as e:
                     raise _Retry(e, unknown=not isinstance(e, EndpointConnectionError)) from e
-                except BotoCoreError as e:  # no credentials, bad parameters: retrying won't help
+                except NoCredentialsError as e:
+                    raise CredentialsMissing(
+                        f"DynamoDB {operation}: {e}. Set AWS_ACCESS_KEY_ID and "
+                        "AWS_SECRET_ACCESS_KEY (any non-empty values for DynamoDB Local), or an "
+                        "AWS profile or role"
+                    ) from e
+                except BotoCoreError as e:  # bad parameters: retrying won't help
                     raise BackendError(f"DynamoDB {operation}: {e}") from e
             except _Retry as retry:
                 last = retry
                 unknown = unknown or retry.unknown
+                _log.info(
+                    "DynamoDB %s: %s (%s), retrying",
+                    operation,
+                    type(retry.cause).__name__,
+                    "outcome unknown" if retry.unknown else "not applied",
+                )
             except Exception as final:
                 if unknown and on_unknown_retry is not None:
                     replaced = on_unknown_retry(final)
