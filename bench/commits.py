@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import sys
 import uuid
 from collections.abc import Callable
 from datetime import date
@@ -25,7 +24,15 @@ from importlib.metadata import version as dist_version
 from typing import Any
 
 import boto3
-from dynamodb_costs import ENDPOINT_VAR, REGION, Costs, Ledger, Recorder, item_kind
+from dynamodb_costs import (
+    ENDPOINT_VAR,
+    REGION,
+    Costs,
+    Ledger,
+    Recorder,
+    item_kind,
+    require_local_dynamodb,
+)
 
 import eventstore
 from eventstore import Append, Resource
@@ -93,10 +100,7 @@ def main() -> None:
     parser.add_argument("--endpoint-url", default=os.environ.get(ENDPOINT_VAR))
     parser.add_argument("--rounds", type=int, default=20)
     args = parser.parse_args()
-    if not args.endpoint_url:
-        sys.exit(f"no DynamoDB Local endpoint: set {ENDPOINT_VAR} or pass --endpoint-url")
-    for name, value in (("AWS_ACCESS_KEY_ID", "test"), ("AWS_SECRET_ACCESS_KEY", "test")):
-        os.environ.setdefault(name, value)
+    args.endpoint_url = require_local_dynamodb(args.endpoint_url)
     results = run(args.endpoint_url, args.rounds)
     print(
         f"atomic commits on DynamoDB Local, {date.today()}, {args.rounds} rounds; "

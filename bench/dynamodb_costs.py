@@ -1041,6 +1041,17 @@ def markdown(figures: dict[str, Any]) -> str:
     return "\n".join(out)
 
 
+def require_local_dynamodb(endpoint_url: str | None) -> str:
+    """The DynamoDB Local endpoint to use; exits without one, so that a benchmark never runs
+    against a real AWS account by accident. Gives boto3 the dummy credentials DynamoDB Local
+    accepts."""
+    if not endpoint_url:
+        sys.exit(f"no DynamoDB Local endpoint: set {ENDPOINT_VAR} or pass --endpoint-url")
+    for name, value in (("AWS_ACCESS_KEY_ID", "test"), ("AWS_SECRET_ACCESS_KEY", "test")):
+        os.environ.setdefault(name, value)
+    return endpoint_url
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--endpoint-url", default=os.environ.get(ENDPOINT_VAR))
@@ -1049,10 +1060,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=20250301)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    if not args.endpoint_url:
-        sys.exit(f"no DynamoDB Local endpoint: set {ENDPOINT_VAR} or pass --endpoint-url")
-    for name, value in (("AWS_ACCESS_KEY_ID", "test"), ("AWS_SECRET_ACCESS_KEY", "test")):
-        os.environ.setdefault(name, value)
+    args.endpoint_url = require_local_dynamodb(args.endpoint_url)
     figures = run(args)
     if args.json:
         results = {

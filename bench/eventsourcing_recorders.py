@@ -22,7 +22,6 @@ import io
 import os
 import platform
 import re
-import sys
 import tempfile
 import uuid
 from collections.abc import Callable
@@ -31,7 +30,15 @@ from pathlib import Path
 from typing import Any
 
 import boto3
-from dynamodb_costs import ENDPOINT_VAR, REGION, Costs, Ledger, Recorder, item_kind
+from dynamodb_costs import (
+    ENDPOINT_VAR,
+    REGION,
+    Costs,
+    Ledger,
+    Recorder,
+    item_kind,
+    require_local_dynamodb,
+)
 from eventsourcing.persistence import ApplicationRecorder, StoredEvent
 from eventsourcing.popo import POPOApplicationRecorder
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteDatastore
@@ -107,10 +114,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--endpoint-url", default=os.environ.get(ENDPOINT_VAR))
     args = parser.parse_args()
-    if not args.endpoint_url:
-        sys.exit(f"no DynamoDB Local endpoint: set {ENDPOINT_VAR} or pass --endpoint-url")
-    for name, value in (("AWS_ACCESS_KEY_ID", "test"), ("AWS_SECRET_ACCESS_KEY", "test")):
-        os.environ.setdefault(name, value)
+    args.endpoint_url = require_local_dynamodb(args.endpoint_url)
     print(
         f"eventsourcing's recorder benchmarks, {date.today()}, Python "
         f"{platform.python_version()}, {os.cpu_count()} CPUs\n"

@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import sys
 import threading
 import uuid
 from collections.abc import Callable
@@ -25,7 +24,15 @@ from datetime import date
 from typing import Any
 
 import boto3
-from dynamodb_costs import ENDPOINT_VAR, REGION, Costs, Ledger, Recorder, item_kind
+from dynamodb_costs import (
+    ENDPOINT_VAR,
+    REGION,
+    Costs,
+    Ledger,
+    Recorder,
+    item_kind,
+    require_local_dynamodb,
+)
 
 import eventstore
 from eventstore import Resource
@@ -106,10 +113,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--endpoint-url", default=os.environ.get(ENDPOINT_VAR))
     args = parser.parse_args()
-    if not args.endpoint_url:
-        sys.exit(f"no DynamoDB Local endpoint: set {ENDPOINT_VAR} or pass --endpoint-url")
-    for name, value in (("AWS_ACCESS_KEY_ID", "test"), ("AWS_SECRET_ACCESS_KEY", "test")):
-        os.environ.setdefault(name, value)
+    args.endpoint_url = require_local_dynamodb(args.endpoint_url)
     print(
         f"everyday operations on DynamoDB Local, {date.today()}, Python {platform.python_version()}\n"
     )

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import sys
 import tempfile
 import threading
 import time
@@ -28,10 +27,10 @@ import uuid
 from datetime import date
 from pathlib import Path
 
+from dynamodb_costs import ENDPOINT_VAR, require_local_dynamodb
+
 import eventstore
 from eventstore import Append, Resource
-
-ENDPOINT_VAR = "EVENTSTORE_DYNAMODB_ENDPOINT"
 
 
 class Tick(Resource):
@@ -140,10 +139,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0, help="per concurrency level")
     parser.add_argument("--versions", type=int, default=100_000)
     args = parser.parse_args()
-    if not args.endpoint_url:
-        sys.exit(f"no DynamoDB Local endpoint: set {ENDPOINT_VAR} or pass --endpoint-url")
-    for name, value in (("AWS_ACCESS_KEY_ID", "test"), ("AWS_SECRET_ACCESS_KEY", "test")):
-        os.environ.setdefault(name, value)
+    args.endpoint_url = require_local_dynamodb(args.endpoint_url)
     print(
         f"change feed, {date.today()}, Python {platform.python_version()}, {os.cpu_count()} CPUs\n"
     )

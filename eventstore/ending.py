@@ -3,55 +3,23 @@ erase (nothing left), and purge (versions past ``max_age``)."""
 
 from __future__ import annotations
 
-import itertools
-from collections.abc import Callable, Iterator, Mapping
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar, cast
 
 from eventstore import records
-from eventstore.backends.base import Backend, Item
 from eventstore.erasing import ErasureReport, erase, purge_stream
-from eventstore.errors import ConcurrencyError, InvalidInput, StreamNotFound
+from eventstore.errors import ConcurrencyError, InvalidInput
 from eventstore.inputs import ANY, NO_STREAM, Expect, check_event, check_expected, metadata_json
-from eventstore.keys import check_resource_id, split_pk, stream_pk
-from eventstore.positions import FeedClock
-from eventstore.reading import Reader
+from eventstore.keys import check_resource_id, stream_pk
 from eventstore.resource import Resource, Version, check_resource_class, registered_types
-from eventstore.writing import Prepared, Writer
+from eventstore.surface import StoreSurface
+from eventstore.writing import Prepared
 
 R = TypeVar("R", bound=Resource)
 
 
-class Ending:
+class Ending(StoreSurface):
     """``delete``, ``erase`` and ``purge`` of :class:`eventstore.EventStore`."""
-
-    clock: FeedClock
-    _writer: Writer
-    backend: Backend
-    reader: Reader
-    if TYPE_CHECKING:  # defined by EventStore
-
-        def read_version(
-            self,
-            resource_type: type[R],
-            resource_id: str,
-            version: int | str | None = None,
-            *,
-            consistent: bool = True,
-        ) -> Version[R]: ...
-
-        def append(
-            self,
-            state: R,
-            *,
-            resource_id: str | None = None,
-            expected_version: int | Expect = NO_STREAM,
-            event: str | None = None,
-            metadata: Mapping[str, Any] | None = None,
-        ) -> Version[R]: ...
-
-        def heads(
-            self, resource_type: type[Resource], *, reverse: bool = False
-        ) -> Iterator[Item]: ...
 
     def delete(
         self,
@@ -108,13 +76,6 @@ class Ending:
         same id. :class:`StreamNotFound` if there is nothing to erase."""
         cls = check_resource_class(resource_type)
         pk = stream_pk(cls.resource_type, check_resource_id(resource_id))
-        head, first = self.backend.get([records.head_key(pk), records.version_key(pk, 1)])
-        if (
-            head is None
-            and first is None
-            and not any(page.items for page in itertools.islice(self.backend.pages(pk), 1))
-        ):
-            raise StreamNotFound(*split_pk(pk))
         return erase(self.backend, self.clock, pk, progress=progress)
 
     def purge(self, resource_type: type[Resource] | None = None) -> int:

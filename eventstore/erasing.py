@@ -18,7 +18,8 @@ from eventstore.backends.base import (
     SortCondition,
     Write,
 )
-from eventstore.keys import VERSION_PREFIX
+from eventstore.errors import StreamNotFound
+from eventstore.keys import VERSION_PREFIX, split_pk
 from eventstore.positions import FeedClock
 
 _log = logging.getLogger("eventstore")
@@ -42,7 +43,8 @@ def erase(
 ) -> ErasureReport:
     """Remove the stream ``pk``; safe to run again after an interruption (it goes on where it
     stopped). Appends to the stream are refused while it runs; afterwards the stream never
-    existed (a new one may start under the same id, from version 1)."""
+    existed (a new one may start under the same id, from version 1). :class:`StreamNotFound` if
+    the stream holds nothing."""
     report = ErasureReport()
     pending: list[Write] = []
 
@@ -60,6 +62,8 @@ def erase(
             flush()
 
     head = backend.get([records.head_key(pk)])[0]
+    if head is None and not next(iter(backend.pages(pk))).items:
+        raise StreamNotFound(*split_pk(pk))
     if head is not None:
         # First out of every index, and closed to appends (a restart after a delete included).
         backend.write([records.erasing_head(pk)])

@@ -3,51 +3,23 @@ many at once, and the typed repository."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, TypeVar, cast
 
 from eventstore import records
-from eventstore.backends.base import Backend, Item
 from eventstore.backoff import Backoff
 from eventstore.errors import ConcurrencyError, InvalidInput, StreamNotFound, WrongType
-from eventstore.inputs import NO_STREAM, Expect
+from eventstore.inputs import NO_STREAM
 from eventstore.keys import check_resource_id, stream_pk
-from eventstore.reading import Reader
 from eventstore.repository import Repository, Store
 from eventstore.resource import Resource, Version, check_resource_class
+from eventstore.surface import StoreSurface
 
 R = TypeVar("R", bound=Resource)
 
 
-class Everyday:
+class Everyday(StoreSurface):
     """``update``, ``read_many`` and ``repository`` of :class:`eventstore.EventStore`."""
-
-    backend: Backend
-    reader: Reader
-    if TYPE_CHECKING:  # defined by EventStore
-
-        def read_version(
-            self,
-            resource_type: type[R],
-            resource_id: str,
-            version: int | str | None = None,
-            *,
-            consistent: bool = True,
-        ) -> Version[R]: ...
-
-        def append(
-            self,
-            state: R,
-            *,
-            resource_id: str | None = None,
-            expected_version: int | Expect = NO_STREAM,
-            event: str | None = None,
-            metadata: Mapping[str, Any] | None = None,
-        ) -> Version[R]: ...
-
-        def heads(
-            self, resource_type: type[Resource], *, reverse: bool = False
-        ) -> Iterator[Item]: ...
 
     def update(
         self,

@@ -75,7 +75,8 @@ class FeedPage:
     versions: list[Version[Any]]
     entries: list[FeedEntry]
     last: int
-    #: Versions of the page (of the types asked for) trimmed since they were committed.
+    #: Versions of the page (of the types asked for) trimmed, or past ``max_age``, since they
+    #: were committed.
     skipped: int = 0
 
 

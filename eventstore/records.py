@@ -102,7 +102,6 @@ class Head:
     pk: str
     version: int
     lowest: int
-    item: Item
 
     @property
     def remaining(self) -> tuple[int, int]:
@@ -111,7 +110,7 @@ class Head:
 
 def head(item: Mapping[str, Value]) -> Head:
     """Parse a head item (also an index entry, which carries ``v`` but maybe not ``lo``)."""
-    return Head(str(item[PK]), number(item, VERSION), _int_or(item, LOWEST, 1), dict(item))
+    return Head(str(item[PK]), number(item, VERSION), _int_or(item, LOWEST, 1))
 
 
 def head_update(
@@ -425,8 +424,14 @@ def counter_key(partition: int) -> Key:
 
 def counter_update(partition: int, previous: int, last: int) -> Update:
     """Move a partition's counter from ``previous`` to ``last``, provided nobody moved it."""
+    return counter_move(counter_key(partition), previous, last)
+
+
+def counter_move(key: Key, previous: int, last: int) -> Update:
+    """Move the counter item under ``key`` from ``previous`` (0: no item yet) to ``last``,
+    provided nobody moved it first."""
     condition = Condition(exists=False) if previous == 0 else Condition(equals={POSITION: previous})
-    return Update(counter_key(partition), set={POSITION: last}, condition=condition)
+    return Update(key, set={POSITION: last}, condition=condition)
 
 
 def entry_block(partition: int, position: int) -> str:
@@ -515,8 +520,7 @@ def es_counter_key(namespace: str) -> Key:
 
 
 def es_counter_move(namespace: str, previous: int, last: int) -> Update:
-    condition = Condition(exists=False) if previous == 0 else Condition(equals={POSITION: previous})
-    return Update(es_counter_key(namespace), set={POSITION: last}, condition=condition)
+    return counter_move(es_counter_key(namespace), previous, last)
 
 
 def es_tracking_key(namespace: str, application: str) -> Key:

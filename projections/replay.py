@@ -55,7 +55,8 @@ class RunReport:
     started_after: int = 0
     checkpoint: int = 0
     seconds: float = 0.0
-    #: Versions passed over because they were trimmed before the runner reached them.
+    #: Versions passed over because they were trimmed (or were past ``max_age``) before the
+    #: runner reached them.
     skipped_trimmed: int = 0
     #: Commits made by a writing projector.
     commits: int = 0
