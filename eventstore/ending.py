@@ -7,6 +7,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, TypeVar, cast
 
 from eventstore import records
+from eventstore.backoff import Backoff
 from eventstore.erasing import ErasureReport, erase, purge_stream
 from eventstore.errors import ConcurrencyError, InvalidInput
 from eventstore.inputs import ANY, NO_STREAM, Expect, check_event, check_expected, metadata_json
@@ -43,24 +44,33 @@ class Ending(StoreSurface):
         expected = check_expected(expected_version)
         if expected is NO_STREAM:
             raise InvalidInput("delete() takes an expected version or ANY, not NO_STREAM")
-        latest = self.read_version(cls, rid)
-        if isinstance(expected, int) and expected != latest.version:
-            raise ConcurrencyError(cls.resource_type, rid, expected, latest.version)
-        data = latest.state.__pydantic_serializer__.to_json(latest.state)
-        tombstone = Prepared(
-            cls,
-            rid,
-            stream_pk(cls.resource_type, rid),
-            latest.version,
-            data,
-            latest.state,
-            check_event(event),
-            metadata_json(metadata),
-            {},
-            frozenset(),
-            deleted=True,
-        )
-        return cast("Version[R]", self._writer.commit([tombstone])[0])
+        checked_event, meta = check_event(event), metadata_json(metadata)
+        backoff = Backoff(base=0.005, cap=0.5, budget=self._writer.contention_budget)
+        while True:
+            latest = self.read_version(cls, rid)
+            if isinstance(expected, int) and expected != latest.version:
+                raise ConcurrencyError(cls.resource_type, rid, expected, latest.version)
+            data = latest.state.__pydantic_serializer__.to_json(latest.state)
+            tombstone = Prepared(
+                cls,
+                rid,
+                stream_pk(cls.resource_type, rid),
+                latest.version,
+                data,
+                latest.state,
+                checked_event,
+                meta,
+                {},
+                frozenset(),
+                deleted=True,
+            )
+            try:
+                return cast("Version[R]", self._writer.commit([tombstone])[0])
+            except ConcurrencyError:
+                # The tombstone carries the state it read: with ANY, a version appended in
+                # between is read again rather than refused.
+                if expected is not ANY or not backoff.wait():
+                    raise
 
     def erase(
         self,

@@ -296,3 +296,73 @@ def test_erasures_and_purges_are_logged(caplog: pytest.LogCaptureFixture) -> Non
         with pytest.raises(ConcurrencyError):
             store.append(Person(name="y", email="y@x"), resource_id="q", expected_version=5)
     assert [r.levelname for r in caplog.records] == ["DEBUG"]  # nothing at INFO on the hot path
+
+
+# -- another writer between the requests of a delete or a purge -----------------------------
+
+
+class Capped(Resource):
+    resource_type = "retention.Capped"
+    max_versions = 6
+    max_age = timedelta(days=30)
+    n: int
+
+
+@pytest.mark.parametrize("point", [1, 2, 3])
+def test_delete_with_a_write_in_between(people: EventStore, point: int) -> None:
+    from tests.interleaving import Interleaving
+
+    store = people
+    for n in range(3):
+        store.append(
+            Person(name=f"v{n}", email="e"), resource_id="p", expected_version=n or NO_STREAM
+        )
+
+    def other() -> None:
+        latest = store.read_version(Person, "p")
+        store.append(
+            Person(name="other", email="e"), resource_id="p", expected_version=latest.version
+        )
+
+    racing = EventStore(Interleaving(store.backend, after=point, action=other))
+    gone = racing.delete(Person, "p")  # ANY: read again after losing the race
+    assert gone.deleted and gone.state.name == "other" and gone.version == 5
+    store.append(Person(name="w", email="e"), resource_id="q")
+    racing = EventStore(
+        Interleaving(
+            store.backend,
+            after=point,
+            action=lambda: store.append(
+                Person(name="w2", email="e"), resource_id="q", expected_version=1
+            ),
+        )
+    )
+    with pytest.raises(ConcurrencyError):
+        racing.delete(Person, "q", expected_version=1)
+    assert store.read_version(Person, "q").version == 2
+
+
+@pytest.mark.parametrize("point", range(1, 7))
+def test_purge_with_an_append_in_between(people: EventStore, point: int) -> None:
+    from tests.interleaving import Interleaving
+
+    store, now = _aged(people)
+    for n in range(10):
+        store.append(Capped(n=n), resource_id="c", expected_version=n or NO_STREAM)
+    now[0] += 31 * 86400
+
+    def other() -> None:
+        at = store.read_version(Capped, "c").version
+        store.append(Capped(n=at), resource_id="c", expected_version=at)
+
+    racing = EventStore(
+        Interleaving(store.backend, after=point, action=other), clock=lambda: now[0]
+    )
+    racing.purge(Capped)
+    store.purge(Capped)
+    versions = [v.version for v in EventStore(store.backend).read_stream(Capped, "c")]
+    latest = store.read_version(Capped, "c").version
+    assert latest in (10, 11)
+    # What is left is gapless and ends at the latest; the expired versions are gone.
+    assert versions == list(range(versions[0], latest + 1))
+    assert [v.version for v in store.read_stream(Capped, "c")] == [latest]
