@@ -26,6 +26,8 @@ from eventstore.errors import (
     VersionNotFound,
     WrongType,
 )
+from eventstore.querying import QueryPage
+from eventstore.reading import ReplayPage
 from eventstore.repository import Repository
 from eventstore.resource import Resource, Version
 from eventstore.store import ANY, NO_STREAM, Append, Checkpoint, EventStore
@@ -59,6 +61,8 @@ __all__ = [
     "InvalidState",
     "ItemTooLarge",
     "ProjectionError",
+    "QueryPage",
+    "ReplayPage",
     "Repository",
     "Resource",
     "SchemaMismatch",

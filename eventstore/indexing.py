@@ -6,7 +6,7 @@ The ``projections`` package builds on this protocol; the store never imports it.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from eventstore.backends.base import INDEXES, Value, index_keys
 from eventstore.errors import ProjectionError
@@ -38,6 +38,17 @@ class IndexProjection(Protocol):
     def index(self) -> str: ...
 
     def key(self, state: Any) -> tuple[str, str] | None: ...
+
+
+R_contra = TypeVar("R_contra", bound=Resource, contravariant=True)
+
+
+class KeyedBy(Protocol[R_contra]):
+    """What a type checker sees of a projection: its ``key`` takes states of one resource class,
+    so :meth:`EventStore.query` can type its items by that class (``Projection[Order]`` gives
+    ``QueryPage[Order]``)."""
+
+    def key(self, state: R_contra, /) -> tuple[str, str] | None: ...
 
 
 def index_partition(type_name: str, projection_name: str, value: str) -> str:

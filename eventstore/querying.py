@@ -17,7 +17,7 @@ from eventstore import records
 from eventstore.backends.base import Backend, Item, SortCondition, index_keys
 from eventstore.cursors import CursorSigner
 from eventstore.errors import BackendError, InvalidInput, ProjectionError, WrongType
-from eventstore.indexing import IndexPlan, IndexProjection, index_partition
+from eventstore.indexing import IndexPlan, IndexProjection, KeyedBy, index_partition
 from eventstore.reading import Reader
 from eventstore.resource import Resource, Version, check_resource_class
 
@@ -225,16 +225,16 @@ class Querying:
 
     def query(
         self,
-        projection: type[Any] | IndexProjection,
+        projection: type[KeyedBy[R]] | KeyedBy[R],
         partition: str,
         *,
         reverse: bool = False,
         limit: int = 50,
         cursor: str | None = None,
         consistent: bool = False,
-        where: Callable[[Any], bool] | None = None,
+        where: Callable[[R], bool] | None = None,
         **sort: Unpack[SortKey],
-    ) -> QueryPage[Any]:
+    ) -> QueryPage[R]:
         """One page of the resources a projection puts in ``partition``, in sort-key order
         (``reverse``: descending), as their latest versions.
 
@@ -262,7 +262,8 @@ class Querying:
         return query_page(
             self.reader,
             self._cursors,
-            declared.resource_class,
+            # The declared projection's class is the one ``KeyedBy[R]`` names.
+            cast("type[R]", declared.resource_class),
             declared.index,
             index_partition(type_name, declared.name, value),
             sk=sk,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar, cast, overload
 
 from eventstore import codec
 from eventstore.backends.base import Backend
@@ -227,6 +227,16 @@ class EventStore(Following, Querying, Everyday, Ending):
             reverse=reverse,
             consistent=consistent,
         )
+
+    @overload
+    def replay(
+        self, resource_type: type[R], *, after: str | None = None
+    ) -> Iterator[Version[R]]: ...
+
+    @overload
+    def replay(
+        self, resource_type: None = None, *, after: str | None = None
+    ) -> Iterator[Version[Any]]: ...
 
     def replay(
         self, resource_type: type[R] | None = None, *, after: str | None = None
