@@ -44,7 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import eventstore
 import projections
 from eventstore import EventStore, Resource
-from eventstore.backends.base import Backend, Item, Key, Page, Write
+from eventstore.backends.base import Backend, Item, Key, Page, TableOptions, Write
 from eventstore.backends.sizes import item_size, write_units
 from eventstore.keys import HEAD_SK
 from projections import Projection
@@ -100,8 +100,8 @@ class Counting(Backend):
         self.calls["scan"] += 1
         return self.inner.scan(**kwargs)
 
-    def create_table(self) -> None:
-        self.inner.create_table()
+    def create_table(self, options: TableOptions | None = None) -> None:
+        self.inner.create_table(options)
 
     def close(self) -> None:
         self.inner.close()

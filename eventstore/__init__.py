@@ -2,6 +2,7 @@
 
 from importlib import metadata as _metadata
 
+from eventstore.backends.base import TableOptions
 from eventstore.errors import (
     BackendError,
     BackendTimeout,
@@ -68,6 +69,7 @@ __all__ = [
     "SchemaMismatch",
     "StreamNotFound",
     "TableNotFound",
+    "TableOptions",
     "Version",
     "VersionNotFound",
     "WrongType",

@@ -1,21 +1,32 @@
-"""Command line: ``eventstore demo``, ``eventstore create-table URL``, ``eventstore feed URL``, and
-subcommands of other packages (``eventstore rebuild ...``)."""
+"""Command line: ``eventstore demo``, ``local``, ``create-table``, ``show``, ``history``,
+``export``, ``import``, ``feed``, ``check``, and subcommands of other packages (``eventstore
+rebuild ...``). Exit codes: 0 done, 1 failed, 2 bad usage (arguments, URL, input file), 130
+interrupted."""
 
 from __future__ import annotations
 
 import argparse
-import importlib
+import json
 import sys
 import time
 from collections.abc import Callable, Sequence
 from importlib.metadata import entry_points
+from typing import TYPE_CHECKING
 
-from eventstore.errors import EventStoreError
+from eventstore.console import NotFound, duration, load_object
+from eventstore.errors import EventStoreError, InvalidInput
+
+if TYPE_CHECKING:
+    from eventstore.resource import Resource
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     plugins = {entry.name: entry for entry in entry_points(group="eventstore.commands")}
+    if args and args[0] == "local":
+        from eventstore.local import main as local_main
+
+        return local_main(args[1:])
     if args and args[0] in plugins:
         # Subcommands registered by other packages (projections registers ``rebuild``) are
         # found by entry point, so eventstore never imports them.
@@ -40,6 +51,58 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=1,
         help="partitions of the change feed; 0 for a table without a feed (default: 1)",
     )
+    dynamodb = create.add_argument_group("DynamoDB table options (applied when it is created)")
+    dynamodb.add_argument(
+        "--billing",
+        choices=["PAY_PER_REQUEST", "PROVISIONED"],
+        default="PAY_PER_REQUEST",
+        help="on demand (default) or provisioned capacity",
+    )
+    dynamodb.add_argument("--read-capacity", type=int, help="RCU for the table and each index")
+    dynamodb.add_argument("--write-capacity", type=int, help="WCU for the table and each index")
+    dynamodb.add_argument(
+        "--pitr", action="store_true", help="turn on point-in-time recovery (continuous backups)"
+    )
+    dynamodb.add_argument("--kms-key", help="encrypt with this customer-managed KMS key")
+    dynamodb.add_argument(
+        "--tag", action="append", default=[], metavar="KEY=VALUE", help="tag the table (repeat)"
+    )
+    dynamodb.add_argument(
+        "--stream",
+        choices=["NEW_IMAGE", "OLD_IMAGE", "NEW_AND_OLD_IMAGES", "KEYS_ONLY"],
+        help="turn on DynamoDB Streams with this view type",
+    )
+    dynamodb.add_argument(
+        "--deletion-protection", action="store_true", help="refuse DeleteTable until turned off"
+    )
+    commands.add_parser("local", help="run DynamoDB Local for development (see local --help)")
+    show = commands.add_parser("show", help="one version of a resource, as pretty JSON")
+    show.add_argument("url", help="store URL")
+    show.add_argument("type", help="resource type name, e.g. Order")
+    show.add_argument("id", help="resource id")
+    show.add_argument("--version", type=int, help="version number (default: the latest)")
+    history = commands.add_parser(
+        "history", help="every version of a resource: number, time, event, metadata"
+    )
+    history.add_argument("url", help="store URL")
+    history.add_argument("type", help="resource type name, e.g. Order")
+    history.add_argument("id", help="resource id")
+    export = commands.add_parser(
+        "export", help="every version as JSON lines (a backup, or a move to another backend)"
+    )
+    export.add_argument("url", help="store URL")
+    export.add_argument(
+        "--type", action="append", dest="types", metavar="TYPE", help="only this type (repeat)"
+    )
+    export.add_argument("--output", "-o", help="file to write (default: standard output)")
+    load = commands.add_parser(
+        "import", help="write the versions of an export into a store (numbers and ids kept)"
+    )
+    load.add_argument("url", help="store URL (create the table first)")
+    load.add_argument("file", help="a file written by eventstore export")
+    load.add_argument(
+        "types", nargs="+", help="the resource classes of the file's types, as module:Class"
+    )
     check = commands.add_parser(
         "check",
         help="read every retained version of some types under the current code (before a deploy)",
@@ -60,26 +123,185 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     for name in sorted(plugins):
         commands.add_parser(name, help=f"see {name} --help")
-    parsed = parser.parse_args(args)
+    try:
+        parsed = parser.parse_args(args)
+    except SystemExit as e:  # --help, --version, or a usage error (2), already printed
+        return e.code if isinstance(e.code, int) else 2
     try:
         if parsed.command == "demo":
             from eventstore.demo import run
 
             run(parsed.db)
         elif parsed.command == "create-table":
-            from eventstore.urls import open_store
-
-            with open_store(parsed.url) as store:
-                store.create_table(feed_partitions=parsed.feed_partitions)
-            print(f"table ready: {parsed.url}")
+            return _create_table(parsed)
         elif parsed.command == "feed":
             return _feed(parsed)
         elif parsed.command == "check":
             return _check(parsed)
+        elif parsed.command == "show":
+            return _show(parsed)
+        elif parsed.command == "history":
+            return _history(parsed)
+        elif parsed.command == "export":
+            return _export(parsed)
+        elif parsed.command == "import":
+            return _import(parsed)
+    except (ValueError, TypeError) as e:
+        # Bad input (InvalidInput, InvalidKey, WrongType and the like are ValueError/TypeError
+        # too): a usage error.
+        print(f"eventstore {parsed.command}: {type(e).__name__}: {e}", file=sys.stderr)
+        return 2
     except EventStoreError as e:
-        print(f"eventstore: {type(e).__name__}: {e}", file=sys.stderr)
+        print(f"eventstore {parsed.command}: {type(e).__name__}: {e}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print(f"eventstore {parsed.command}: interrupted", file=sys.stderr)
+        return 130
     return 0
+
+
+def _create_table(parsed: argparse.Namespace) -> int:
+    from eventstore.backends.base import TableOptions
+    from eventstore.urls import open_store
+
+    tags = {}
+    for tag in parsed.tag:
+        name, sep, value = tag.partition("=")
+        if not sep or not name:
+            raise InvalidInput(f"--tag takes KEY=VALUE, got {tag!r}")
+        tags[name] = value
+    options = TableOptions(
+        billing=parsed.billing,
+        read_capacity=parsed.read_capacity,
+        write_capacity=parsed.write_capacity,
+        point_in_time_recovery=parsed.pitr,
+        kms_key=parsed.kms_key,
+        tags=tags,
+        stream=parsed.stream,
+        deletion_protection=parsed.deletion_protection,
+    )
+    with open_store(parsed.url) as store:
+        store.create_table(
+            feed_partitions=parsed.feed_partitions,
+            options=None if options.is_default else options,
+        )
+    print(f"table ready: {parsed.url}")
+    return 0
+
+
+def _stream_pk(parsed: argparse.Namespace) -> str:
+    from eventstore.keys import check_resource_id, check_type_name, stream_pk
+
+    return stream_pk(check_type_name(parsed.type), check_resource_id(parsed.id))
+
+
+def _show(parsed: argparse.Namespace) -> int:
+    from eventstore import records
+    from eventstore.errors import StreamNotFound, VersionNotFound
+    from eventstore.transfer import version_fields
+    from eventstore.urls import open_store
+
+    pk = _stream_pk(parsed)
+    with open_store(parsed.url) as store:
+        number = parsed.version
+        if number is None:
+            head = store.backend.get([records.head_key(pk)])[0]
+            if head is None:
+                raise StreamNotFound(parsed.type, parsed.id)
+            number = records.number(head, records.VERSION)
+        elif number < 1:
+            raise InvalidInput(f"--version must be >= 1, got {number}")
+        found = next(iter(store.reader.stored_states(pk, number, number + 1)), None)
+        if found is None:
+            raise store.reader.missing(pk, number)
+        if found.stored.number != number:
+            raise VersionNotFound(parsed.type, parsed.id, number, None)
+    shown = version_fields(found)
+    shown["state"] = json.loads(found.state)
+    print(json.dumps(shown, indent=2, ensure_ascii=False))
+    return 0
+
+
+def _history(parsed: argparse.Namespace) -> int:
+    from eventstore.transfer import version_fields
+    from eventstore.urls import open_store
+
+    with open_store(parsed.url) as store:
+        print("version\trecorded at\tevent\tmetadata")
+        for found in store.reader.stored_states(_stream_pk(parsed)):
+            fields = version_fields(found)
+            event = fields["event"] or "-"
+            if fields["deleted"]:
+                event += " (deleted)"
+            metadata = json.dumps(fields["metadata"], ensure_ascii=False)
+            print(f"{fields['version']}\t{fields['recorded_at']}\t{event}\t{metadata}")
+    return 0
+
+
+def _export(parsed: argparse.Namespace) -> int:
+    from eventstore.keys import check_type_name
+    from eventstore.transfer import ExportReport, export
+    from eventstore.urls import open_store
+
+    types = None if parsed.types is None else {check_type_name(t) for t in parsed.types}
+
+    def show(report: ExportReport) -> None:
+        print(
+            f"  {report.streams:,} streams, {report.versions:,} versions, "
+            f"{duration(report.seconds)}",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    with open_store(parsed.url) as store:
+        if parsed.output is None:
+            report = export(store, sys.stdout, types=types, progress=show)
+        else:
+            with open(parsed.output, "w", encoding="utf-8") as out:
+                report = export(store, out, types=types, progress=show)
+    skipped = f" ({report.skipped_trimmed:,} trimmed meanwhile)" if report.skipped_trimmed else ""
+    print(
+        f"exported {report.versions:,} versions of {report.streams:,} streams{skipped}",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def _import(parsed: argparse.Namespace) -> int:
+    from eventstore.transfer import ImportReport, import_file
+    from eventstore.urls import open_store
+
+    classes = [_resource_class(spec) for spec in parsed.types]
+
+    def show(report: ImportReport) -> None:
+        print(
+            f"  {report.streams:,} streams, {report.versions:,} versions written, "
+            f"{duration(report.seconds)}",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    try:
+        with open_store(parsed.url) as store:
+            report = import_file(store, parsed.file, classes, progress=show)
+    except OSError as e:
+        raise InvalidInput(f"cannot read {parsed.file!r}: {e.strerror or e}") from e
+    print(
+        f"imported {report.versions:,} versions of {report.streams:,} streams in "
+        f"{report.commits:,} commits; {report.present:,} were there already, "
+        f"{report.expired:,} left out as expired"
+    )
+    return 0
+
+
+def _resource_class(spec: str) -> type[Resource]:
+    from eventstore.resource import check_resource_class
+
+    found = load_object(spec)
+    try:
+        return check_resource_class(found)
+    except (TypeError, InvalidInput):
+        raise NotFound(f"{spec!r} is not a Resource class") from None
 
 
 def _feed(parsed: argparse.Namespace) -> int:
@@ -106,27 +328,15 @@ def _feed(parsed: argparse.Namespace) -> int:
 
 def _check(parsed: argparse.Namespace) -> int:
     from eventstore.checking import CheckReport, check
-    from eventstore.resource import Resource, check_resource_class
     from eventstore.urls import open_store
 
-    classes: list[type[Resource]] = []
-    for spec in parsed.types:
-        module_name, _, name = spec.partition(":")
-        try:
-            found = getattr(importlib.import_module(module_name), name) if name else None
-            classes.append(check_resource_class(found))  # type: ignore[arg-type]
-        except (ImportError, AttributeError, TypeError):
-            print(
-                f"eventstore check: {spec!r} is not a Resource class (module:Class)",
-                file=sys.stderr,
-            )
-            return 2
+    classes = [_resource_class(spec) for spec in parsed.types]
 
     def show(report: CheckReport) -> None:
         print(
             f"  {report.streams:,} streams, {report.read:,} versions read "
             f"({report.upcast:,} upcast), {len(report.failures):,} failures, "
-            f"{report.seconds:.1f} s",
+            f"{duration(report.seconds)}",
             file=sys.stderr,
             flush=True,
         )

@@ -45,7 +45,7 @@ class Ending(StoreSurface):
         if expected is NO_STREAM:
             raise InvalidInput("delete() takes an expected version or ANY, not NO_STREAM")
         checked_event, meta = check_event(event), metadata_json(metadata)
-        backoff = Backoff(base=0.005, cap=0.5, budget=self._writer.contention_budget)
+        backoff = Backoff(base=0.005, cap=0.5, budget=self.writer.contention_budget)
         while True:
             latest = self.read_version(cls, rid)
             if isinstance(expected, int) and expected != latest.version:
@@ -65,7 +65,7 @@ class Ending(StoreSurface):
                 deleted=True,
             )
             try:
-                return cast("Version[R]", self._writer.commit([tombstone])[0])
+                return cast("Version[R]", self.writer.commit([tombstone])[0])
             except ConcurrencyError:
                 # The tombstone carries the state it read: with ANY, a version appended in
                 # between is read again rather than refused.

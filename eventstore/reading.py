@@ -33,6 +33,7 @@ from eventstore.keys import (
 from eventstore.resource import Resource, Version, resource_class
 
 R = TypeVar("R", bound=Resource)
+T = TypeVar("T")
 
 #: Called with the number of versions a many-stream read skipped because they were trimmed.
 OnTrimmed = Callable[[int], None]
@@ -78,6 +79,15 @@ class FeedPage:
     #: Versions of the page (of the types asked for) trimmed, or past ``max_age``, since they
     #: were committed.
     skipped: int = 0
+
+
+@dataclass(frozen=True)
+class StoredState:
+    """A version as stored, with its state as the exact JSON bytes it was written with (no
+    model, no upcasting): what ``eventstore show``, ``history`` and ``export`` print."""
+
+    stored: records.StoredVersion
+    state: bytes
 
 
 class Expired(VersionNotFound):
@@ -254,6 +264,45 @@ class Reader:
         """Versions ``lower <= n < stop`` of a stream, a page at a time. Versions trimmed while
         the range is read raise :class:`VersionNotFound`, or with ``on_trimmed`` are skipped and
         counted. :class:`StreamNotFound` if the stream holds nothing at all."""
+
+        def decode(stored: records.StoredVersion, keyframes: Mapping[int, bytes]) -> Version[R]:
+            return self.decode(cls, stored, keyframes)
+
+        return self._range(decode, pk, lower, stop, reverse, consistent, on_trimmed)
+
+    def stored_states(
+        self,
+        pk: str,
+        lower: int = 1,
+        stop: int | None = None,
+        *,
+        reverse: bool = False,
+        on_trimmed: OnTrimmed | None = None,
+    ) -> Iterator[StoredState]:
+        """:meth:`stream` without a resource class: each version with its state as the JSON it
+        was stored with, expired versions included (no class, so no ``max_age`` to apply)."""
+
+        def decode(stored: records.StoredVersion, keyframes: Mapping[int, bytes]) -> StoredState:
+            base = None
+            if stored.needs_keyframe:
+                assert stored.base is not None
+                base = keyframes.get(stored.base) or self.cache.get(stored.pk, stored.base)
+                if base is None:
+                    base = self._lost_keyframe(stored)
+            return StoredState(stored, records.state_json(stored, base, self.max_state))
+
+        return self._range(decode, pk, lower, stop, reverse, True, on_trimmed)
+
+    def _range(
+        self,
+        decode: Callable[[records.StoredVersion, Mapping[int, bytes]], T],
+        pk: str,
+        lower: int,
+        stop: int | None,
+        reverse: bool,
+        consistent: bool,
+        on_trimmed: OnTrimmed | None,
+    ) -> Iterator[T]:
         if stop is not None and stop <= lower:
             if self.backend.get([records.head_key(pk)], consistent=consistent)[0] is None:
                 raise StreamNotFound(*split_pk(pk))
@@ -280,7 +329,7 @@ class Reader:
                     # Going backwards a keyframe comes before its group's versions; going
                     # forwards after them, and the pending versions are the ones waiting for it.
                     keyframes = {number: self.keyframe(pk, number, item)}
-                    yield from self._decoded(cls, pending, keyframes, on_trimmed)
+                    yield from self._decoded(decode, pending, keyframes, on_trimmed)
                     pending.clear()
                     continue
                 if number < lower or (stop is not None and number >= stop):
@@ -290,21 +339,21 @@ class Reader:
                 if not reverse and (pending or stored.needs_keyframe):
                     pending.append(stored)
                 else:
-                    yield from self._decoded(cls, [stored], keyframes, on_trimmed)
-        yield from self._decoded(cls, pending, keyframes, on_trimmed)
+                    yield from self._decoded(decode, [stored], keyframes, on_trimmed)
+        yield from self._decoded(decode, pending, keyframes, on_trimmed)
         if not seen and self.backend.get([records.head_key(pk)], consistent=consistent)[0] is None:
             raise StreamNotFound(*split_pk(pk))
 
     def _decoded(
         self,
-        cls: type[R],
+        decode: Callable[[records.StoredVersion, Mapping[int, bytes]], T],
         stored: list[records.StoredVersion],
         keyframes: Mapping[int, bytes],
         on_trimmed: OnTrimmed | None,
-    ) -> Iterator[Version[R]]:
+    ) -> Iterator[T]:
         for position, one in enumerate(stored):
             try:
-                version = self.decode(cls, one, keyframes)
+                version = decode(one, keyframes)
             except Expired:
                 continue  # past max_age: not returned by any read
             except VersionNotFound:
@@ -314,7 +363,9 @@ class Reader:
                 # (same group, same missing keyframe) went in the same write.
                 rest = [s for s in stored[position:] if s.base == one.base]
                 on_trimmed(len(rest))
-                yield from self._decoded(cls, stored[position + len(rest) :], keyframes, on_trimmed)
+                yield from self._decoded(
+                    decode, stored[position + len(rest) :], keyframes, on_trimmed
+                )
                 return
             yield version
 

@@ -123,12 +123,14 @@ def head_update(
     index_set: Mapping[str, Value],
     index_remove: frozenset[str],
     condition: Condition,
+    listed_at: str | None = None,
 ) -> Update:
     """The head write of an append. ``listed_as`` (the type name) puts a new stream in the
-    creation-order listing; ``lowest`` moves the retention bound."""
+    creation-order listing, at ``listed_at`` (default: ``version_id``); ``lowest`` moves the
+    retention bound."""
     to_set: dict[str, Value] = {VERSION: version, VERSION_ID: version_id, **index_set}
     if listed_as is not None:
-        to_set.update({LISTING_PK: listed_as, LISTING_SK: version_id})
+        to_set.update({LISTING_PK: listed_as, LISTING_SK: listed_at or version_id})
     if lowest is not None:
         to_set[LOWEST] = lowest
     return Update(head_key(pk), set=to_set, remove=index_remove, condition=condition)
@@ -218,7 +220,14 @@ class StoredVersion:
     position: int | None = None
     schema: int = 1
     deleted: bool = False
-    superseded: bool = False  # carries an expiry: not the latest version
+    #: When DynamoDB may delete it (seconds since the epoch): only superseded versions of types
+    #: with ``max_age`` carry one.
+    expires: int | None = None
+
+    @property
+    def superseded(self) -> bool:
+        """Not the latest version (only known for types with ``max_age``)."""
+        return self.expires is not None
 
     @property
     def needs_keyframe(self) -> bool:
@@ -285,7 +294,7 @@ def stored_version(pk: str, number: int, item: Mapping[str, Value]) -> StoredVer
         position if isinstance(position, int) and not isinstance(position, bool) else None,
         schema,
         is_deleted(item),
-        EXPIRES in item,
+        _int_or(item, EXPIRES, 0) or None,
     )
 
 
@@ -305,17 +314,22 @@ def keyframe_state(pk: str, base: int, item: Mapping[str, Value], max_size: int)
         raise CorruptRecord(*split_pk(pk), base, f"keyframe: {e}") from e
 
 
+def state_json(stored: StoredVersion, keyframe: bytes | None, max_size: int) -> bytes:
+    """The state of a stored version as the JSON it was written with, given its keyframe's
+    JSON (``None`` if it needs none)."""
+    try:
+        return codec.decode(stored.blob, keyframe, max_size=max_size)
+    except codec.CodecError as e:
+        raise CorruptRecord(*split_pk(stored.pk), stored.number, str(e)) from e
+
+
 def to_version(
     cls: type[R], stored: StoredVersion, keyframe: bytes | None, max_size: int
 ) -> Version[R]:
     """Decode a stored version given its keyframe's JSON (``None`` if it needs none)."""
     type_name, rid = split_pk(stored.pk)
     number = stored.number
-    try:
-        data = codec.decode(stored.blob, keyframe, max_size=max_size)
-    except codec.CodecError as e:
-        raise CorruptRecord(type_name, rid, number, str(e)) from e
-    state = _state(cls, data, stored)
+    state = state_of(cls, state_json(stored, keyframe, max_size), stored)
     try:
         metadata = json.loads(stored.metadata) if stored.metadata else {}
         if not isinstance(metadata, dict):
@@ -340,7 +354,7 @@ def to_version(
     )
 
 
-def _state(cls: type[R], data: bytes, stored: StoredVersion) -> R:
+def state_of(cls: type[R], data: bytes, stored: StoredVersion) -> R:
     """The state of the current model from JSON stored under ``stored.schema``: upcast step by
     step through the class's upcasters, then validated. The stored bytes are never changed."""
     type_name, rid = split_pk(stored.pk)

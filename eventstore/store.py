@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar, cast, overload
 
 from eventstore import codec
-from eventstore.backends.base import Backend
+from eventstore.backends.base import Backend, TableOptions
 from eventstore.cursors import CursorSigner, ReplayPosition
 from eventstore.ending import Ending
 from eventstore.errors import InvalidInput, WrongType
@@ -70,7 +70,8 @@ class EventStore(Following, Querying, Everyday, Ending):
             backend, KeyframeCache(keyframe_cache_bytes), max_state_size, clock=clock
         )
         self.clock = FeedClock(backend)
-        self._writer = Writer(
+        #: Sends commits; what ``eventstore.transfer`` imports through.
+        self.writer = Writer(
             backend,
             self.reader,
             self.clock,
@@ -79,11 +80,19 @@ class EventStore(Following, Querying, Everyday, Ending):
         )
         self._cursors = CursorSigner(backend, cursor_secret)
 
-    def create_table(self, *, feed_partitions: int = 1) -> None:
+    def create_table(
+        self, *, feed_partitions: int = 1, options: TableOptions | None = None
+    ) -> None:
         """Create the table and its indexes if missing, and record its change feed's number of
         partitions (idempotent; a table keeps the number it was made with). ``feed_partitions=0``
-        makes a table without a feed: appends keep the cost they had before the feed."""
-        self.backend.create_table()
+        makes a table without a feed: appends keep the cost they had before the feed.
+
+        ``options`` (DynamoDB only) set billing and capacity, point-in-time recovery, a KMS key,
+        tags, a DynamoDB stream and deletion protection when the table is created; an existing
+        table keeps its settings. Embedded backends refuse options (:class:`InvalidInput`)."""
+        if options is not None and not isinstance(options, TableOptions):
+            raise WrongType(f"options must be TableOptions, got {type(options).__name__}")
+        self.backend.create_table(options)
         self.clock.configure(feed_partitions)
 
     def close(self) -> None:
@@ -169,7 +178,7 @@ class EventStore(Following, Querying, Everyday, Ending):
             )
         if checkpoint is not None and not isinstance(checkpoint, Checkpoint):
             raise WrongType(f"checkpoint must be a Checkpoint, got {type(checkpoint).__name__}")
-        return self._writer.commit(prepared, checkpoint)
+        return self.writer.commit(prepared, checkpoint)
 
     def read_version(
         self,

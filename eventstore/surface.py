@@ -22,7 +22,7 @@ class StoreSurface:
     backend: Backend
     reader: Reader
     clock: FeedClock
-    _writer: Writer
+    writer: Writer
 
     if TYPE_CHECKING:  # defined by EventStore
 

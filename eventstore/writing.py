@@ -65,6 +65,22 @@ class Prepared:
     index_remove: frozenset[str]
     #: The version that deletes the resource (a tombstone carrying its last state).
     deleted: bool = False
+    #: An imported version: it keeps the number, id, schema and expiry it had where it came from.
+    restored: Restored | None = None
+
+
+@dataclass(frozen=True)
+class Restored:
+    """What an import keeps of a version (``eventstore.transfer``). A stream's first restored
+    version may be above 1 (the ones before it were trimmed where it came from): the stream
+    starts there. Restored streams are written as they were: no trimming, no new expiries."""
+
+    number: int
+    version_id: str
+    schema: int
+    expires: int | None
+    #: The id the stream was listed by where it came from (its creation order).
+    listed: str | None
 
 
 @dataclass
@@ -83,7 +99,10 @@ class _Stream:
 
     @property
     def previous(self) -> int:
-        return 0 if isinstance(self.at, Expect) else self.at
+        if isinstance(self.at, Expect):
+            restored = self.first.restored
+            return 0 if restored is None else restored.number - 1
+        return self.at
 
 
 @dataclass
@@ -203,9 +222,14 @@ class Writer:
                         continue
                     if records.is_deleted(current) and not s.restart:
                         # A deleted stream: NO_STREAM and ANY start it again, numbering on;
-                        # an expected version finds no stream.
+                        # an expected version finds no stream. An import goes on after a
+                        # deleted version it wrote itself.
                         first = s.first
-                        if first.expected is NO_STREAM or first.expected is ANY:
+                        if first.restored is not None:
+                            again = first.expected is not NO_STREAM and actual == s.previous
+                        else:
+                            again = first.expected is NO_STREAM or first.expected is ANY
+                        if again:
                             s.at, s.lowest, s.restart = actual, None, True
                             continue
                         conflicts.append(
@@ -276,7 +300,9 @@ class Writer:
                     event=p.event,
                     metadata=FrozenDict(json.loads(p.metadata) if p.metadata else {}),
                     position=plan.positions[i] if plan.positions else None,
-                    schema_version=p.cls.schema_version,
+                    schema_version=p.cls.schema_version
+                    if p.restored is None
+                    else p.restored.schema,
                     deleted=p.deleted,
                 )
             newest = max(plan.frames, default=None)
@@ -292,13 +318,15 @@ class Writer:
             raise InvalidInput(
                 f"{cls.resource_type} {s.first.resource_id!r} has reached the last version"
             )
-        limit = cls.max_versions
+        limit = None if s.first.restored else cls.max_versions
         target = 1 if limit is None else max(1, last - limit + 1)
+        if s.first.restored and s.at is NO_STREAM:
+            target = first  # a restored stream starts where its history starts
         plan = _Plan(s, [], [], target, {})
         # With max_age, a version gets its expiry when it stops being the latest (the latest
         # never expires), and so does a keyframe the latest no longer needs.
         expires = None
-        if cls.max_age is not None:
+        if cls.max_age is not None and not s.first.restored:
             expires = int(self.reader.clock() + cls.max_age.total_seconds()) + 1
             if s.at is not NO_STREAM and s.previous >= max(target, 1):
                 plan.puts.append(
@@ -311,7 +339,15 @@ class Writer:
         newest_group = keyframe_of(last, KEYFRAME_INTERVAL)
         for i, p in enumerate(s.appends):
             number = first + i
-            vid = new_version_id(number, not_before_ms=s.not_before_ms)
+            if p.restored is not None:
+                if p.restored.number != number:
+                    raise InvalidInput(
+                        f"{cls.resource_type} {p.resource_id!r}: restored version "
+                        f"{p.restored.number} does not follow version {number - 1}"
+                    )
+                vid, expires = p.restored.version_id, p.restored.expires
+            else:
+                vid = new_version_id(number, not_before_ms=s.not_before_ms)
             plan.version_ids.append(vid)
             base = keyframe_of(number, KEYFRAME_INTERVAL)
             if number == base:
@@ -338,9 +374,9 @@ class Writer:
                 base=blob_base,
                 event=p.event,
                 metadata=p.metadata,
-                schema=cls.schema_version,
+                schema=cls.schema_version if p.restored is None else p.restored.schema,
                 deleted=p.deleted,
-                expires=expires if number != last else None,
+                expires=expires if number != last or p.restored else None,
             )
             plan.items[i] = item
             plan.puts.append(Put(item))
@@ -427,11 +463,13 @@ class Writer:
             )
             return head
         starts = s.at is NO_STREAM or s.restart
+        listed = s.first.restored.listed if s.first.restored else None
         return records.head_update(
             newest.pk,
             version=version,
             version_id=plan.version_ids[-1],
             listed_as=newest.cls.resource_type if starts else None,
+            listed_at=listed,
             lowest=plan.lowest,
             index_set=newest.index_set,
             index_remove=newest.index_remove | ({records.DELETED} if s.restart else frozenset()),
@@ -499,7 +537,7 @@ def _check_sequence(s: _Stream) -> None:
 def _bound(s: _Stream) -> int | None:
     """The retention bound the stream's head holds before the commit (``None``: no limit)."""
     limit = s.first.cls.max_versions
-    if s.at is NO_STREAM or limit is None:
+    if s.at is NO_STREAM or limit is None or s.first.restored:
         return None
     return s.lowest if s.lowest is not None else max(1, s.previous + 1 - limit)
 

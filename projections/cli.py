@@ -4,13 +4,12 @@ command line, with a progress bar on stderr and the report on stdout."""
 from __future__ import annotations
 
 import argparse
-import importlib
-import os
 import sys
 import time
 from typing import Any, TextIO
 
-from eventstore.errors import EventStoreError, ProjectionError
+from eventstore.console import NotFound, duration, load_object
+from eventstore.errors import EventStoreError, InvalidInput, ProjectionError
 from projections.projection import Projection, as_projection
 from projections.rebuild import MAX_SEGMENTS, RebuildReport, rebuild
 
@@ -50,23 +49,11 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def load_projection(target: str) -> Projection[Any]:
-    """The projection named ``module:attribute`` (a class is instantiated without arguments).
-    The current directory is importable, as it is for ``python -m``."""
-    module_name, sep, attribute = target.partition(":")
-    if not sep or not module_name or not attribute:
-        raise ProjectionError(f"{target!r}: write module:Class, e.g. shop.projections:ByStatus")
-    if os.getcwd() not in sys.path and "" not in sys.path:
-        sys.path.insert(0, os.getcwd())
+    """The projection named ``module:attribute`` (a class is instantiated without arguments)."""
     try:
-        found: Any = importlib.import_module(module_name)
-    except ImportError as e:
-        raise ProjectionError(f"cannot import {module_name!r}: {e}") from e
-    for part in attribute.split("."):
-        try:
-            found = getattr(found, part)
-        except AttributeError:
-            raise ProjectionError(f"{module_name!r} has no attribute {attribute!r}") from None
-    return as_projection(found)
+        return as_projection(load_object(target))
+    except NotFound as e:
+        raise ProjectionError(str(e)) from None
 
 
 class ProgressBar:
@@ -92,7 +79,7 @@ class ProgressBar:
         line = (
             f"[{'#' * filled}{'.' * (_BAR_WIDTH - filled)}] {share:4.0%} "
             f"{report.scanned:,}/{total:,} heads  {rate:,.0f}/s  "
-            f"updated {report.updated:,}"
+            f"updated {report.updated:,}  {duration(report.seconds)}"
         )
         if self._tty:
             self._stream.write("\r" + line)
@@ -109,11 +96,11 @@ def format_report(report: RebuildReport) -> str:
         ("updated", f"{report.updated:,}"),
         ("unchanged", f"{report.unchanged:,}"),
         ("skipped as newer", f"{report.skipped_newer:,}"),
-        ("seconds", f"{report.seconds:.2f}"),
+        ("time", duration(report.seconds)),
     ]
     head = f"rebuilt {report.resource_type}/{report.projection}"
     if report.resumed:
-        head += " (resumed from saved progress)"
+        head += f" (resumed: totals include {report.earlier:,} heads of earlier runs)"
     return "\n".join([head, *(f"  {name:<17}{value:>12}" for name, value in rows)])
 
 
@@ -143,6 +130,9 @@ def rebuild_main(argv: list[str]) -> int:
             file=sys.stderr,
         )
         return 130
+    except (ProjectionError, InvalidInput) as e:
+        print(f"eventstore rebuild: {type(e).__name__}: {e}", file=sys.stderr)
+        return 2
     except (EventStoreError, ValueError) as e:
         print(f"eventstore rebuild: {type(e).__name__}: {e}", file=sys.stderr)
         return 1

@@ -35,6 +35,7 @@ from typing import Any
 
 from eventstore import records
 from eventstore.backends.base import ConditionFailed, Delete, Item, Key, Put, Value, index_keys
+from eventstore.console import duration
 from eventstore.errors import BackendError, InvalidInput, ProjectionError, VersionNotFound
 from eventstore.indexing import IndexProjection, compute_key, index_partition, unchanged
 from eventstore.keys import KEYFRAME_INTERVAL, keyframe_of
@@ -57,7 +58,9 @@ class RebuildReport:
     """What a rebuild did. ``scanned`` = ``updated`` + ``unchanged`` + ``skipped_newer``.
 
     ``total`` is the number of heads the run had to visit when it started (only counted when a
-    ``progress`` callback is given); ``resumed`` says whether it continued from a checkpoint."""
+    ``progress`` callback is given); ``resumed`` says whether it continued from a checkpoint.
+    A resumed run's counts and ``seconds`` are totals over every run of the rebuild (the earlier
+    runs' counts come from the checkpoint); ``earlier`` is how many heads those runs scanned."""
 
     resource_type: str
     projection: str
@@ -69,6 +72,7 @@ class RebuildReport:
     total: int | None = None
     resumed: bool = False
     finished: bool = False
+    earlier: int = 0
 
     def _add(self, other: _Counts) -> None:
         self.scanned += other.scanned
@@ -80,7 +84,7 @@ class RebuildReport:
         return (
             f"{self.resource_type}/{self.projection}: scanned {self.scanned}, updated "
             f"{self.updated}, unchanged {self.unchanged}, skipped as newer {self.skipped_newer}, "
-            f"{self.seconds:.2f} s"
+            f"{duration(self.seconds)}"
         )
 
 
@@ -131,16 +135,22 @@ def rebuild(
     cls = declared.resource_class
     report = RebuildReport(cls.resource_type, declared.name)
     began = time.monotonic()
+    earlier_seconds = 0.0
     saved = _Checkpoint(checkpoint_key(cls.resource_type, declared.name))
     backend = store.backend
     start: Item | None = None
     if reset:
         backend.write([Delete(saved.key)])
     elif checkpoint:
-        start = _load_checkpoint(store, saved.key)
+        start, earlier, earlier_seconds = _load_checkpoint(store, saved.key)
         report.resumed = saved.saved = start is not None
+        report._add(earlier)
+        report.earlier = earlier.scanned
+        began -= earlier_seconds
     if progress is not None:
-        report.total = sum(len(chunk) for chunk, _ in _listing(store, cls.resource_type, start))
+        report.total = report.earlier + sum(
+            len(chunk) for chunk, _ in _listing(store, cls.resource_type, start)
+        )
         progress(replace(report))
     done = start
     pending: deque[tuple[Future[_Counts], Item]] = deque()
@@ -153,6 +163,7 @@ def rebuild(
             while pending and (pending[0][0].done() or len(pending) >= 2 * segments):
                 future, end = pending[0]
                 report._add(future.result())
+                report.seconds = time.monotonic() - began
                 pending.popleft()
                 done = end
                 if checkpoint:
@@ -171,6 +182,7 @@ def rebuild(
     except BaseException:
         pool.shutdown(wait=True, cancel_futures=True)
         if checkpoint and done is not None and done != start:
+            report.seconds = time.monotonic() - began
             with contextlib.suppress(Exception):
                 _save(store, saved, done, report)
         raise
@@ -263,27 +275,41 @@ def _process(store: EventStore, projection: IndexProjection, chunk: list[Item]) 
     return counts
 
 
-def _load_checkpoint(store: EventStore, key: Key) -> Item | None:
+def _load_checkpoint(store: EventStore, key: Key) -> tuple[Item | None, _Counts, float]:
+    """Where an earlier run stopped, what the runs before this one did, and for how long."""
     item = store.backend.get([key])[0]
     if item is None:
-        return None
+        return None, _Counts(), 0.0
     raw = records.checkpoint_value(item)
     try:
-        position = json.loads(raw) if isinstance(raw, str) else None
-    except ValueError:
+        saved = json.loads(raw) if isinstance(raw, str) else None
+        if isinstance(saved, dict) and "position" in saved:
+            counts = _Counts(**{name: int(saved[name]) for name in _COUNTED})
+            position, seconds = saved["position"], float(saved["seconds"])
+        else:  # saved by a version that kept only the position
+            position, counts, seconds = saved, _Counts(), 0.0
+    except (ValueError, TypeError, KeyError):
         position = None
     if not isinstance(position, dict) or records.PK not in position:
         raise BackendError(f"rebuild checkpoint {key[0]!r} is damaged; rerun with reset")
-    return position
+    return position, counts, seconds
+
+
+_COUNTED = ("scanned", "updated", "unchanged", "skipped_newer")
 
 
 def _save(store: EventStore, saved: _Checkpoint, position: Item, report: RebuildReport) -> None:
+    value = {
+        "position": position,
+        "seconds": report.seconds,
+        **{name: getattr(report, name) for name in _COUNTED},
+    }
     store.backend.write(
         [
             Put(
                 records.checkpoint_item(
                     saved.key,
-                    json.dumps(position, sort_keys=True, ensure_ascii=False),
+                    json.dumps(value, sort_keys=True, ensure_ascii=False),
                     count=report.scanned,
                 )
             )

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from eventstore.backends.base import Backend, Item, Key, Page, SortCondition, Write
+from eventstore.backends.base import Backend, Item, Key, Page, SortCondition, TableOptions, Write
 
 
 class Interleaving(Backend):
@@ -73,5 +73,5 @@ class Interleaving(Backend):
     ) -> Page:
         return self.inner.scan(segment=segment, segments=segments, start=start, limit=limit)
 
-    def create_table(self) -> None:
-        self.inner.create_table()
+    def create_table(self, options: TableOptions | None = None) -> None:
+        self.inner.create_table(options)

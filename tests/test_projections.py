@@ -614,9 +614,15 @@ def test_rebuild_resumes_from_its_checkpoint(store_url: str) -> None:
         saved = store.backend.get([checkpoint_key("Order", "by_status")])[0]
         assert saved is not None
         Flaky.broken = False
-        resumed = projections.rebuild(store, Flaky, segments=2)
-        assert resumed.resumed
-        assert resumed.scanned == 80 - 33
+        progressed: list[tuple[int, int | None]] = []
+        resumed = projections.rebuild(
+            store, Flaky, segments=2, progress=lambda r: progressed.append((r.scanned, r.total))
+        )
+        assert resumed.resumed and resumed.earlier == 33
+        # Totals cover both runs: the earlier run's 33 heads come from the checkpoint.
+        assert resumed.scanned == 80
+        assert resumed.updated + resumed.unchanged + resumed.skipped_newer == 80
+        assert progressed[0] == (33, 80) and progressed[-1] == (80, 80)
         assert store.backend.get([checkpoint_key("Order", "by_status")])[0] is None
         for status in ("new", "paid", "shipped"):
             assert keys_of(all_pages(store, Flaky, status)) == _expected(latest, status)
@@ -848,9 +854,10 @@ def test_cli_rebuild(
         assert rebuild_main([store_url, "cli_projections_mod:ByStatusCli", "--segments", "2"]) == 0
         out, err = capsys.readouterr()
         assert "scanned" in out and "skipped as newer" in out
-        figures = dict(line.rsplit(None, 1) for line in out.splitlines()[1:])
+        figures = {line[2:19].strip(): line[19:].strip() for line in out.splitlines()[1:]}
         indexed = sum(1 for v in latest if v.state.status != "draft")
-        assert {k.strip(): v for k, v in figures.items() if k.strip() != "seconds"} == {
+        assert figures.pop("time").endswith(" s")  # a duration for people: "0.31 s"
+        assert figures == {
             "scanned": "10",
             "updated": str(indexed),
             "unchanged": str(10 - indexed),
@@ -862,12 +869,13 @@ def test_cli_rebuild(
         assert rebuild_main([store_url, "cli_projections_mod:ByStatusCli", "--quiet"]) == 0
         out, err = capsys.readouterr()
         assert err == "" and "unchanged" in out
-        assert rebuild_main([store_url, "cli_projections_mod:Missing"]) == 1
-        assert rebuild_main([store_url, "no_such_module_xyz:Thing"]) == 1
-        assert rebuild_main([store_url, "no-colon"]) == 1
+        # Usage errors exit 2, like argparse's own.
+        assert rebuild_main([store_url, "cli_projections_mod:Missing"]) == 2
+        assert rebuild_main([store_url, "no_such_module_xyz:Thing"]) == 2
+        assert rebuild_main([store_url, "no-colon"]) == 2
         assert rebuild_main([store_url]) == 2
-        assert rebuild_main(["bogus://x", "cli_projections_mod:ByStatusCli"]) == 1
-        assert rebuild_main([store_url, "cli_projections_mod:ByStatusCli", "--segments", "0"]) == 1
+        assert rebuild_main(["bogus://x", "cli_projections_mod:ByStatusCli"]) == 2
+        assert rebuild_main([store_url, "cli_projections_mod:ByStatusCli", "--segments", "0"]) == 2
     finally:
         drop(plain)
 

@@ -18,6 +18,7 @@ from typing import Literal, TypeAlias
 from eventstore.errors import InvalidInput
 
 Value: TypeAlias = "str | int | bytes | bool"
+StreamView: TypeAlias = Literal["NEW_IMAGE", "OLD_IMAGE", "NEW_AND_OLD_IMAGES", "KEYS_ONLY"]
 Item: TypeAlias = "dict[str, Value]"
 Key: TypeAlias = "tuple[str, str]"
 
@@ -247,8 +248,10 @@ class Backend(abc.ABC):
         this returns items of part ``segment``; together the segments cover every item once."""
 
     @abc.abstractmethod
-    def create_table(self) -> None:
-        """Create the table and its indexes if they do not exist; idempotent; waits until usable."""
+    def create_table(self, options: TableOptions | None = None) -> None:
+        """Create the table and its indexes if they do not exist; idempotent; waits until usable.
+        ``options`` apply when the table is created (an existing table is left as it is); a
+        backend without such settings refuses any but the defaults (:class:`InvalidInput`)."""
 
     def close(self) -> None:
         """Release connections. The backend must not be used afterwards."""
@@ -264,3 +267,57 @@ class Backend(abc.ABC):
         """Number of requests sent to the server so far (0 for embedded backends that do not count).
         Used by tests and benchmarks."""
         return 0
+
+
+@dataclass(frozen=True)
+class TableOptions:
+    """What a production DynamoDB table is made with, besides its keys and indexes.
+
+    The defaults make an on-demand table with AWS-owned encryption, no point-in-time recovery,
+    no stream and no tags. Embedded backends accept only the defaults.
+    """
+
+    #: ``"PAY_PER_REQUEST"`` (on demand) or ``"PROVISIONED"`` (then give both capacities).
+    billing: Literal["PAY_PER_REQUEST", "PROVISIONED"] = "PAY_PER_REQUEST"
+    #: Provisioned read and write capacity units, for the table and for each index.
+    read_capacity: int | None = None
+    write_capacity: int | None = None
+    #: Continuous backups you can restore to any second of the last 35 days.
+    point_in_time_recovery: bool = False
+    #: Encrypt with this customer-managed KMS key (id, ARN or alias) instead of AWS's own.
+    kms_key: str | None = None
+    #: Tags on the table (cost allocation, ownership).
+    tags: Mapping[str, str] = field(default_factory=dict)
+    #: Turn on DynamoDB Streams with this view type (``None``: no stream).
+    stream: StreamView | None = None
+    #: Refuse DeleteTable until this is turned off.
+    deletion_protection: bool = False
+
+    def __post_init__(self) -> None:
+        if self.billing not in ("PAY_PER_REQUEST", "PROVISIONED"):
+            raise InvalidInput(
+                f"billing must be PAY_PER_REQUEST or PROVISIONED, got {self.billing!r}"
+            )
+        capacities = (self.read_capacity, self.write_capacity)
+        if self.billing == "PROVISIONED":
+            for name, units in zip(("read_capacity", "write_capacity"), capacities, strict=True):
+                if isinstance(units, bool) or not isinstance(units, int) or units < 1:
+                    raise InvalidInput(f"PROVISIONED billing needs {name} >= 1, got {units!r}")
+        elif capacities != (None, None):
+            raise InvalidInput("read_capacity and write_capacity go with PROVISIONED billing")
+        if self.kms_key is not None and (not isinstance(self.kms_key, str) or not self.kms_key):
+            raise InvalidInput(f"kms_key must be a key id, ARN or alias, got {self.kms_key!r}")
+        if not isinstance(self.tags, Mapping) or not all(
+            isinstance(k, str) and k and isinstance(v, str) for k, v in self.tags.items()
+        ):
+            raise InvalidInput(f"tags must map non-empty names to strings, got {self.tags!r}")
+        views = ("NEW_IMAGE", "OLD_IMAGE", "NEW_AND_OLD_IMAGES", "KEYS_ONLY")
+        if self.stream is not None and self.stream not in views:
+            raise InvalidInput(f"stream must be None or one of {', '.join(views)}")
+        for name in ("point_in_time_recovery", "deletion_protection"):
+            if not isinstance(getattr(self, name), bool):
+                raise InvalidInput(f"{name} must be True or False")
+
+    @property
+    def is_default(self) -> bool:
+        return self == TableOptions()

@@ -44,6 +44,7 @@ from eventstore.backends.base import (
     Page,
     Put,
     SortCondition,
+    TableOptions,
     Update,
     Value,
     Write,
@@ -563,11 +564,21 @@ class DynamoDBBackend(Backend):
 
     # --- table management ---
 
-    def create_table(self, *, timeout: float = 300.0) -> None:
+    def create_table(self, options: TableOptions | None = None, *, timeout: float = 300.0) -> None:
+        options = options or TableOptions()
         attributes = [("pk", "sk")] + [index_keys(name) for name in INDEXES]
+        throughput: dict[str, Any] = {}
+        if options.billing == "PROVISIONED":
+            throughput = {
+                "ProvisionedThroughput": {
+                    "ReadCapacityUnits": options.read_capacity,
+                    "WriteCapacityUnits": options.write_capacity,
+                }
+            }
         params: dict[str, Any] = {
             "TableName": self.table,
-            "BillingMode": "PAY_PER_REQUEST",
+            "BillingMode": options.billing,
+            **throughput,
             "AttributeDefinitions": [
                 {"AttributeName": name, "AttributeType": "S"}
                 for pair in attributes
@@ -582,10 +593,25 @@ class DynamoDBBackend(Backend):
                         "ProjectionType": "INCLUDE",
                         "NonKeyAttributes": list(INDEX_ATTRIBUTES),
                     },
+                    **throughput,
                 }
                 for name in INDEXES
             ],
+            "DeletionProtectionEnabled": options.deletion_protection,
         }
+        if options.kms_key is not None:
+            params["SSESpecification"] = {
+                "Enabled": True,
+                "SSEType": "KMS",
+                "KMSMasterKeyId": options.kms_key,
+            }
+        if options.tags:
+            params["Tags"] = [{"Key": k, "Value": v} for k, v in sorted(options.tags.items())]
+        if options.stream is not None:
+            params["StreamSpecification"] = {
+                "StreamEnabled": True,
+                "StreamViewType": options.stream,
+            }
 
         def on_error(e: ClientError) -> Exception | None:
             # Already there, or being created by someone else: wait for it below.
@@ -606,6 +632,15 @@ class DynamoDBBackend(Backend):
                 {
                     "TableName": self.table,
                     "TimeToLiveSpecification": {"Enabled": True, "AttributeName": TTL_ATTRIBUTE},
+                },
+            )
+
+        if options.point_in_time_recovery:
+            self._call(
+                "update_continuous_backups",
+                {
+                    "TableName": self.table,
+                    "PointInTimeRecoverySpecification": {"PointInTimeRecoveryEnabled": True},
                 },
             )
 

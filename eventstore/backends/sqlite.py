@@ -29,6 +29,7 @@ from eventstore.backends.base import (
     Page,
     Put,
     SortCondition,
+    TableOptions,
     Update,
     Value,
     Write,
@@ -215,7 +216,11 @@ class SQLiteBackend(Backend):
                 f"WHERE {pk} IS NOT NULL AND {sk} IS NOT NULL"
             )
 
-    def create_table(self) -> None:
+    def create_table(self, options: TableOptions | None = None) -> None:
+        if options is not None and not options.is_default:
+            raise InvalidInput(
+                "table options (billing, backups, keys, tags, streams) are DynamoDB's"
+            )
         with self._use() as connection:
             self._setup(connection)
 
