@@ -283,9 +283,7 @@ def test_cli_prints_and_follows_the_feed(
     assert lines == ["1\tOrder\to\t1\topened", "2\tOrder\to\t2\t-"]
     assert main(["feed", sqlite_url, "--after", "1"]) == 0
     assert capsys.readouterr().out.splitlines() == ["2\tOrder\to\t2\t-"]
-    with pytest.raises(SystemExit) as usage:
-        main(["feed", sqlite_url, "--after", "x"])
-    assert usage.value.code == 2
+    assert main(["feed", sqlite_url, "--after", "x"]) == 2  # a usage error
     follow = subprocess.Popen(
         [sys.executable, "-m", "eventstore", "feed", sqlite_url, "--follow", "--interval", "0.05"],
         stdout=subprocess.PIPE,

@@ -263,6 +263,11 @@ class Backend(abc.ABC):
         (``secure_delete``) and truncates its write-ahead log here."""
         return None
 
+    def usage(self) -> Usage:
+        """Requests sent and capacity units consumed so far by the calling thread (zeros for an
+        embedded backend). Tracing takes the difference around each operation."""
+        return Usage()
+
     def requests(self) -> int:
         """Number of requests sent to the server so far (0 for embedded backends that do not count).
         Used by tests and benchmarks."""
@@ -321,3 +326,20 @@ class TableOptions:
     @property
     def is_default(self) -> bool:
         return self == TableOptions()
+
+
+@dataclass(frozen=True)
+class Usage:
+    """What a thread has spent on a backend: requests sent (retries included) and the read and
+    write capacity units DynamoDB reported for them."""
+
+    requests: int = 0
+    read_units: float = 0.0
+    write_units: float = 0.0
+
+    def __sub__(self, earlier: Usage) -> Usage:
+        return Usage(
+            self.requests - earlier.requests,
+            self.read_units - earlier.read_units,
+            self.write_units - earlier.write_units,
+        )

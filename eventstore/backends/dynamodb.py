@@ -46,6 +46,7 @@ from eventstore.backends.base import (
     SortCondition,
     TableOptions,
     Update,
+    Usage,
     Value,
     Write,
     check_batch,
@@ -73,6 +74,9 @@ _NOTHING = "eventstore:nothing"
 # error to raise. Transaction cancellation reasons use the same table. Codes not listed are a
 # BackendError; a 5xx status without a listed code is an unknown outcome.
 _log = logging.getLogger("eventstore")
+#: Operations that report the capacity they consumed, and which of them read.
+_READS = frozenset({"get_item", "batch_get_item", "query", "scan"})
+_METERED = _READS | {"put_item", "update_item", "delete_item", "transact_write_items"}
 _REFUSED, _UNKNOWN = "refused", "unknown"
 _OUTCOMES: dict[str, str | type[BackendError]] = {
     "ProvisionedThroughputExceededException": _REFUSED,
@@ -247,6 +251,7 @@ class DynamoDBBackend(Backend):
         self.client: Any = client
         self._requests = 0
         self._lock = threading.Lock()
+        self._thread = threading.local()
         client.meta.events.register("before-send.dynamodb.*", self._count)
 
     @classmethod
@@ -275,6 +280,26 @@ class DynamoDBBackend(Backend):
     def _count(self, **_: Any) -> None:
         with self._lock:
             self._requests += 1
+        self._thread.requests = getattr(self._thread, "requests", 0) + 1
+
+    def usage(self) -> Usage:
+        mine = self._thread
+        return Usage(
+            getattr(mine, "requests", 0),
+            getattr(mine, "read_units", 0.0),
+            getattr(mine, "write_units", 0.0),
+        )
+
+    def _spent(self, operation: str, response: Mapping[str, Any]) -> None:
+        consumed = response.get("ConsumedCapacity")
+        if not consumed:
+            return
+        units = sum(
+            float(one.get("CapacityUnits", 0.0))
+            for one in (consumed if isinstance(consumed, list) else [consumed])
+        )
+        kind = "read_units" if operation in _READS else "write_units"
+        setattr(self._thread, kind, getattr(self._thread, kind, 0.0) + units)
 
     def requests(self) -> int:
         return self._requests
@@ -299,6 +324,9 @@ class DynamoDBBackend(Backend):
         exception (or ``None`` to fall through to the table). ``on_unknown_retry`` is consulted for
         errors raised by an attempt made after an attempt whose outcome is unknown."""
         method = getattr(self.client, operation)
+        if operation in _METERED:
+            # Free to ask for: what each request cost, for tracing spans and benchmarks.
+            params = {**params, "ReturnConsumedCapacity": "TOTAL"}
         last: _Retry | None = None
         unknown = False
         backoff = self._backoff()
@@ -306,6 +334,7 @@ class DynamoDBBackend(Backend):
             try:
                 try:
                     response: dict[str, Any] = method(**params)
+                    self._spent(operation, response)
                     return response
                 except ClientError as e:
                     raise self._translate(e, on_error) from e
