@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -185,6 +186,11 @@ class Writer:
                 )
             try:
                 token = next(iter(plans.values())).version_ids[0]
+                if batch[0].restored is not None:
+                    # Imported ids were written before, maybe in this account within DynamoDB's
+                    # ten minutes of token memory: a token of each attempt's own (the backend
+                    # repeats it when it retries the same request).
+                    token = uuid.uuid4().hex
                 self.backend.write(atomic.writes, token=token)
                 break
             except ConditionFailed as e:
