@@ -1,6 +1,6 @@
-"""Command line: ``eventstore demo``, ``local``, ``create-table``, ``show``, ``history``,
+"""Command line: ``eventstore local``, ``create-table``, ``show``, ``history``,
 ``export``, ``import``, ``feed``, ``check``, and subcommands of other packages (``eventstore
-rebuild ...``). Exit codes: 0 done, 1 failed, 2 bad usage (arguments, URL, input file), 130
+rebuild ...``, ``eventstore demo``). Exit codes: 0 done, 1 failed, 2 bad usage (arguments, URL, input file), 130
 interrupted."""
 
 from __future__ import annotations
@@ -39,10 +39,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     parser.add_argument("--version", action="version", version=f"eventstore {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
-    demo = commands.add_parser("demo", help="run a guided scenario on an embedded SQLite file")
-    demo.add_argument(
-        "--db", default="eventstore-demo.db", help="SQLite file to use (default: %(default)s)"
-    )
     create = commands.add_parser("create-table", help="create the table and its indexes")
     create.add_argument("url", help="store URL, e.g. dynamodb://my-table?region=eu-west-1")
     create.add_argument(
@@ -128,11 +124,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as e:  # --help, --version, or a usage error (2), already printed
         return e.code if isinstance(e.code, int) else 2
     try:
-        if parsed.command == "demo":
-            from eventstore.demo import run
-
-            run(parsed.db)
-        elif parsed.command == "create-table":
+        if parsed.command == "create-table":
             return _create_table(parsed)
         elif parsed.command == "feed":
             return _feed(parsed)
