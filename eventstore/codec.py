@@ -55,12 +55,52 @@ def encode(data: bytes, *, threshold: int = DEFAULT_THRESHOLD) -> bytes:
     return bytes([RAW]) + data
 
 
+class _Dictionaries:
+    """The zstd contexts built on the last few keyframes, per thread: building a dictionary and
+    its contexts costs several times what the delta itself does, and a stream's appends and reads
+    use the same keyframe over and over."""
+
+    size = 8
+
+    def __init__(self) -> None:
+        self._by_base: dict[bytes, tuple[zstandard.ZstdCompressor, zstandard.ZstdDecompressor]] = {}
+
+    def get(self, base: bytes) -> tuple[zstandard.ZstdCompressor, zstandard.ZstdDecompressor]:
+        found = self._by_base.pop(base, None)
+        if found is None:
+            dictionary = zstandard.ZstdCompressionDict(
+                base, dict_type=zstandard.DICT_TYPE_RAWCONTENT
+            )
+            dictionary.precompute_compress(level=_LEVEL)
+            found = (
+                zstandard.ZstdCompressor(level=_LEVEL, dict_data=dictionary),
+                zstandard.ZstdDecompressor(dict_data=dictionary),
+            )
+            if len(self._by_base) >= self.size:
+                del self._by_base[next(iter(self._by_base))]  # the least recently used
+        self._by_base[base] = found
+        return found
+
+
+def _dictionaries() -> _Dictionaries:
+    found: _Dictionaries | None = getattr(_local, "dictionaries", None)
+    if found is None:
+        found = _local.dictionaries = _Dictionaries()
+    return found
+
+
+def _decompressor() -> zstandard.ZstdDecompressor:
+    found: zstandard.ZstdDecompressor | None = getattr(_local, "decompressor", None)
+    if found is None:
+        found = _local.decompressor = zstandard.ZstdDecompressor()
+    return found
+
+
 def encode_delta(data: bytes, base: bytes) -> bytes:
     """Encode a state against its keyframe's JSON ``base``."""
     if data == base:
         return bytes([SAME_AS_BASE])
-    dictionary = zstandard.ZstdCompressionDict(base, dict_type=zstandard.DICT_TYPE_RAWCONTENT)
-    packed = zstandard.ZstdCompressor(level=_LEVEL, dict_data=dictionary).compress(data)
+    packed = _dictionaries().get(base)[0].compress(data)
     return bytes([ZSTD_DELTA]) + packed
 
 
@@ -80,20 +120,34 @@ def decode(blob: bytes, base: bytes | None = None, *, max_size: int = DEFAULT_MA
             raise CodecError(f"state of {len(payload)} bytes exceeds {max_size}")
         return payload
     if codec == ZSTD:
-        return _bounded(zstandard.ZstdDecompressor(), payload, max_size)
+        return _bounded(_decompressor(), payload, max_size)
     if codec in (ZSTD_DELTA, SAME_AS_BASE):
         if base is None:
             raise CodecError("delta without its keyframe")
         if codec == SAME_AS_BASE:
             return base
-        dictionary = zstandard.ZstdCompressionDict(base, dict_type=zstandard.DICT_TYPE_RAWCONTENT)
-        return _bounded(zstandard.ZstdDecompressor(dict_data=dictionary), payload, max_size)
+        return _bounded(_dictionaries().get(base)[1], payload, max_size)
     raise CodecError(f"unknown codec byte {codec}")
 
 
 def _bounded(decompressor: zstandard.ZstdDecompressor, payload: bytes, max_size: int) -> bytes:
-    # A streaming read in modest chunks never allocates much more than the data really expands
-    # to, whatever the frame header claims, and stops as soon as max_size is passed.
+    try:
+        declared = zstandard.frame_content_size(payload)
+    except zstandard.ZstdError as e:
+        raise CodecError(f"broken zstd data: {e}") from e
+    if 0 < declared <= min(max_size, _CHUNK):
+        # The frame says how big it is, and that is small: decompress in one go, and refuse
+        # data that disagrees with its header or goes on after the frame.
+        try:
+            one = decompressor.decompressobj()
+            data = one.decompress(payload)
+        except zstandard.ZstdError as e:
+            raise CodecError(f"broken zstd data: {e}") from e
+        if len(data) != declared or not one.eof or one.unused_data:
+            raise CodecError("zstd frame does not hold what its header says")
+        return data
+    # Otherwise a streaming read in modest chunks never allocates much more than the data really
+    # expands to, whatever the frame header claims, and stops as soon as max_size is passed.
     chunks: list[bytes] = []
     total = 0
     chunk = min(max_size + 1, _CHUNK)
