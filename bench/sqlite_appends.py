@@ -362,7 +362,63 @@ class LibSide:
         self.app.close()
 
 
-Side = OurSide | LibSide
+class PlainSide:
+    """The floor of this design: plain ``sqlite3``, one JSON row per version (the pydantic JSON of
+    the state), inserted in its own transaction under a (stream, version) primary key, which is
+    the optimistic-concurrency check; reads select one row and validate it."""
+
+    def __init__(self, path: str, *, synchronous: str) -> None:
+        self.path = path
+        self.connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self.connection.execute("PRAGMA journal_mode=WAL")
+        self.connection.execute(f"PRAGMA synchronous={synchronous.upper()}")
+        self.connection.execute(
+            "CREATE TABLE versions (stream TEXT, version INTEGER, body BLOB, "
+            "PRIMARY KEY (stream, version)) WITHOUT ROWID"
+        )
+        self.versions: list[int] = []
+
+    def synchronous(self) -> int:
+        return int(self.connection.execute("PRAGMA synchronous").fetchone()[0])
+
+    def _insert(self, s: int, version: int, order: BenchOrder) -> None:
+        self.connection.execute("BEGIN IMMEDIATE")
+        self.connection.execute(
+            "INSERT INTO versions VALUES (?, ?, ?)", (f"s{s}", version, order.model_dump_json())
+        )
+        self.connection.execute("COMMIT")
+
+    def create(self, order: BenchOrder) -> None:
+        self.versions.append(1)
+        self._insert(len(self.versions) - 1, 1, order)
+
+    def update(self, s: int, order: BenchOrder) -> None:
+        self.versions[s] += 1
+        self._insert(s, self.versions[s], order)
+
+    def read_number(self, s: int, n: int) -> BenchOrder:
+        (body,) = self.connection.execute(
+            "SELECT body FROM versions WHERE stream = ? AND version = ?", (f"s{s}", n)
+        ).fetchone()
+        return BenchOrder.model_validate_json(body)
+
+    def read_latest(self, s: int) -> BenchOrder:
+        (body,) = self.connection.execute(
+            "SELECT body FROM versions WHERE stream = ? ORDER BY version DESC LIMIT 1", (f"s{s}",)
+        ).fetchone()
+        return BenchOrder.model_validate_json(body)
+
+    def stored_bytes(self) -> int:
+        ((total,),) = self.connection.execute(
+            "SELECT SUM(LENGTH(stream) + 8 + LENGTH(body)) FROM versions"
+        ).fetchall()
+        return int(total)
+
+    def close(self) -> None:
+        self.connection.close()
+
+
+Side = OurSide | LibSide | PlainSide
 
 
 # -- measuring ---------------------------------------------------------------------------------
@@ -490,13 +546,14 @@ def run(
             db("es-raw"), synchronous=synchronous, compress=False, deltas=False
         ),
         "eventsourcing_zlib": LibSide(db("lib-zlib"), synchronous=synchronous, compress=True),
+        "plain_sqlite3": PlainSide(db("plain"), synchronous=synchronous),
     }
     appends = interleaved(
         sides,
         append_blocks(workload, block),
         ("eventstore", profile) if profile is not None else None,
     )
-    main_sides = {name: sides[name] for name in ("eventstore", "eventsourcing")}
+    main_sides = {name: sides[name] for name in ("eventstore", "eventsourcing", "plain_sqlite3")}
     # What comes back is what was written, on both sides.
     s_last, o_last = workload.updates[-1]
     for side in main_sides.values():
@@ -643,11 +700,37 @@ def markdown(report: dict[str, Any]) -> str:
         ("eventstore, zstd + deltas (default)", ours),
         ("eventsourcing, uncompressed (default)", lib),
         ("eventsourcing, zlib (COMPRESSOR_TOPIC)", r["eventsourcing_zlib"]),
+        ("plain sqlite3: one JSON row per version (the floor)", r["plain_sqlite3"]),
     ]
     lines += [
         f"| {name} | {n(v['appends_per_s'])} | {n(v['append_cpu_us'])} | "
         f"{n(v['file_bytes_per_version'])} | {n(v['stored_bytes_per_version'])} |"
         for name, v in variants
+    ]
+    plain = r["plain_sqlite3"]
+
+    def ratio(key: str, other: dict[str, Any]) -> float:
+        return float(ours[key]) / float(other[key])
+
+    def verdict(value: float, target: float) -> str:
+        return "met" if value >= target else "**MISSED**"
+
+    targets = [
+        ("appends/s", "appends_per_s", 1.1),
+        ("read one version by number/s", "read_version_per_s", 1.0),
+        ("read latest/s", "read_latest_per_s", 1.0),
+    ]
+    lines += [
+        "",
+        "eventstore against eventsourcing (targets of issue 14) and against the floor:",
+        "",
+        "| measure | eventstore / eventsourcing | target | | eventstore / plain sqlite3 |",
+        "|---|---:|---:|---|---:|",
+        *(
+            f"| {label} | {ratio(key, lib):.2f} | >= {target:.1f} | "
+            f"{verdict(ratio(key, lib), target)} | {ratio(key, plain):.2f} |"
+            for label, key, target in targets
+        ),
     ]
     lines += [
         "",
