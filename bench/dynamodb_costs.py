@@ -1038,6 +1038,18 @@ def markdown(figures: dict[str, Any]) -> str:
             f"{cold.requests / cold.ops:.1f} | {_avg(cold.rcu):.1f} | "
             f"{per_version[0]:.0f} / {per_version[1]:.0f} |"
         )
+    out.append("")
+    out.append("Reads by number (issue 14: no more read units than simplesingletable):\n")
+    out.append("| document | RCU eventstore / simplesingletable | requests | target |")
+    out.append("|---|---:|---:|---|")
+    for label in SIZES:
+        ours = results[(label, f"read v{OLD_VERSION}", "eventstore")]
+        theirs = results[(label, f"read v{OLD_VERSION}", "simplesingletable")]
+        a, b = _avg(ours.rcu), _avg(theirs.rcu)
+        out.append(
+            f"| {label} | {a:.1f} / {b:.1f} | {ours.requests / ours.ops:.0f} | "
+            f"{'met' if a <= b else 'MISSED'} |"
+        )
     return "\n".join(out)
 
 

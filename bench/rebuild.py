@@ -80,7 +80,6 @@ class Counting(Backend):
 
     def __init__(self, inner: Backend) -> None:
         self.inner = inner
-        self.name = inner.name
         self.calls = {"write": 0, "get": 0, "query": 0, "scan": 0}
 
     def write(self, writes: Sequence[Write], *, token: str | None = None) -> None:
