@@ -38,6 +38,7 @@ BENCHES = [
     Bench("feed", ("bench/feed.py",), True),
     Bench("commits", ("bench/commits.py",), True),
     Bench("everyday", ("bench/everyday.py",), True),
+    Bench("client_cpu", ("bench/client_cpu.py",), True),
     Bench("eventsourcing_recorders", ("bench/eventsourcing_recorders.py",), True),
     Bench("sqlite_appends_full", ("bench/sqlite_appends.py",), False),
     Bench("sqlite_appends_normal", ("bench/sqlite_appends.py", "--synchronous", "normal"), False),
