@@ -177,9 +177,12 @@ class Reader:
         )
         if item is None or (version_id is not None and item.get(records.VERSION_ID) != version_id):
             raise self.missing(pk, version_id or number)
-        known = {base: self.keyframe(pk, base, keyframe)} if keyframe is not None else {}
+        stored = records.stored_version(pk, number, item)
+        known: dict[int, bytes] = {}
+        if keyframe is not None and stored.needs_keyframe:
+            known[base] = self.keyframe(pk, base, keyframe)  # a whole version needs none
         try:
-            return self.decode(cls, records.stored_version(pk, number, item), known)
+            return self.decode(cls, stored, known)
         except Expired:
             raise self.missing(pk, version_id or number) from None
         except VersionNotFound as e:
