@@ -13,7 +13,8 @@ class KeyframeCache:
     def __init__(self, budget: int) -> None:
         self._budget = budget
         self._used = 0
-        self._entries: OrderedDict[str, tuple[int, bytes]] = OrderedDict()
+        # pk -> (keyframe number, its JSON, its stored bytes if known)
+        self._entries: OrderedDict[str, tuple[int, bytes, bytes | None]] = OrderedDict()
         self._lock = threading.Lock()
 
     def get(self, pk: str, base: int) -> bytes | None:
@@ -24,8 +25,20 @@ class KeyframeCache:
             self._entries.move_to_end(pk)
             return entry[1]
 
-    def put(self, pk: str, base: int, data: bytes) -> None:
-        if len(data) > self._budget:
+    def decoded(self, pk: str, base: int, stored: bytes) -> bytes | None:
+        """The JSON of keyframe ``base`` if the cached copy was decoded from exactly ``stored``
+        (the keyframe item's bytes just read): a reader then skips decoding it again, and a
+        stream erased and made again under the same id never gets the old one's JSON."""
+        with self._lock:
+            entry = self._entries.get(pk)
+            if entry is None or entry[0] != base or entry[2] != stored:
+                return None
+            self._entries.move_to_end(pk)
+            return entry[1]
+
+    def put(self, pk: str, base: int, data: bytes, stored: bytes | None = None) -> None:
+        size = len(data) + len(stored or b"")
+        if size > self._budget:
             return
         with self._lock:
             old = self._entries.get(pk)
@@ -33,9 +46,9 @@ class KeyframeCache:
                 return  # a newer group's keyframe is more useful to the next append
             if old is not None:
                 del self._entries[pk]
-                self._used -= len(old[1])
-            self._entries[pk] = (base, data)
-            self._used += len(data)
+                self._used -= len(old[1]) + len(old[2] or b"")
+            self._entries[pk] = (base, data, stored)
+            self._used += size
             while self._used > self._budget:
-                _, (_, dropped) = self._entries.popitem(last=False)
-                self._used -= len(dropped)
+                _, (_, dropped, blob) = self._entries.popitem(last=False)
+                self._used -= len(dropped) + len(blob or b"")

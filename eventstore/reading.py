@@ -113,9 +113,15 @@ class Reader:
     # -- decoding ---------------------------------------------------------------------------
 
     def keyframe(self, pk: str, base: int, item: Item) -> bytes:
-        """Decode a keyframe item and remember it for the appends that follow."""
+        """Decode a keyframe item and remember it for the appends that follow (a keyframe
+        already cached from the same stored bytes is not decoded again)."""
+        stored = item.get(records.STATE)
+        if isinstance(stored, bytes):
+            known = self.cache.decoded(pk, base, stored)
+            if known is not None:
+                return known
         data = records.keyframe_state(pk, base, item, self.max_state)
-        self.cache.put(pk, base, data)
+        self.cache.put(pk, base, data, stored if isinstance(stored, bytes) else None)
         return data
 
     def fetch_keyframe(self, pk: str, base: int, *, consistent: bool) -> bytes | None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import random
 
-from eventstore import EventStore, Resource, codec
+from eventstore import EventStore, Resource, codec, records
 from eventstore.backends.base import MAX_ITEM_SIZE
 from eventstore.backends.sizes import item_size
 from eventstore.keys import keyframe_sk, stream_pk, version_sk
@@ -93,3 +93,40 @@ def test_reads_fill_the_cache_for_the_next_append(dynamodb_store: EventStore) ->
     before = store.backend.requests()
     cold.append(Small(text="b"), resource_id="s", expected_version=1)
     assert store.backend.requests() - before == 1  # under 1 KB: stored whole, no read
+
+
+class Text(Resource):
+    resource_type = "cold.Text"
+    text: str
+
+
+def test_a_cached_keyframe_is_reused_only_for_the_same_stored_bytes(store: EventStore) -> None:
+    """A reader skips decoding a keyframe it has cached, but only when the item it just read holds
+    the very bytes the cached copy came from: a stream erased and made again under the same id
+    (same keyframe numbers, other states) is never read through the old one's keyframe."""
+    reader = EventStore(store.backend)
+    v = store.append(Text(text="old " + "a" * 3000), resource_id="same-id")
+    for n in range(2, 6):
+        v = store.append(
+            Text(text=f"old {n} " + "a" * 3000), resource_id="same-id", expected_version=v.version
+        )
+    assert reader.read_version(Text, "same-id").state.text.startswith("old 5")
+    decoded: list[int] = []
+    real = records.keyframe_state
+
+    def counting(*args: object, **kwargs: object) -> bytes:
+        decoded.append(1)
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    records.keyframe_state = counting  # type: ignore[assignment]
+    try:
+        assert reader.read_version(Text, "same-id", 3).state.text.startswith("old 3")
+        assert decoded == []  # cached from the latest read: not decoded again
+        store.erase(Text, "same-id")
+        v = store.append(Text(text="new " + "b" * 3000), resource_id="same-id")
+        store.append(Text(text="new 2 " + "b" * 3000), resource_id="same-id", expected_version=1)
+        assert reader.read_version(Text, "same-id").state.text.startswith("new 2")
+        assert reader.read_version(Text, "same-id", 1).state.text.startswith("new " + "b")
+        assert decoded  # other bytes under the same key: decoded afresh
+    finally:
+        records.keyframe_state = real  # type: ignore[assignment]

@@ -9,6 +9,7 @@ holding the write lock, so concurrent threads and processes see all of a batch o
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import sqlite3
@@ -88,6 +89,7 @@ def translate_errors() -> Iterator[None]:
 _POINT_READS = 3
 
 _JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+_DECODE = json.JSONDecoder().decode
 _NO_INDEX = (None,) * len(_INDEX_COLUMNS)
 
 
@@ -107,7 +109,8 @@ def encode_item(item: Item) -> bytes:
 
 def decode_item(data: bytes) -> Item:
     size = int.from_bytes(data[:4], "big")
-    plain, binary = json.loads(data[4 : 4 + size])
+    # Decoding the text first skips json.loads's guess of the encoding (it is always UTF-8).
+    plain, binary = _DECODE(data[4 : 4 + size].decode())
     item: Item = dict(plain)
     position = 4 + size
     for name, length in binary:
@@ -328,31 +331,14 @@ class SQLiteBackend(Backend):
         start: Item | None = None,
         consistent: bool = True,
     ) -> Page:
-        if index is None:
-            pk_col, sk_col, order = "pk", "sk", ["sk"]
-        else:
-            if index not in INDEXES:
-                raise InvalidInput(f"unknown index {index!r}")
-            pk_col, sk_col = index_keys(index)
-            order = [sk_col, "pk", "sk"]
-        where = [f"{pk_col} = ?"]
+        if index is not None and index not in INDEXES:
+            raise InvalidInput(f"unknown index {index!r}")
+        sql, order = _query_sql(index, None if sk is None else sk.op, forward, start is not None)
         args: list[Any] = [pk]
-        if index is not None:
-            where.append(f"{sk_col} IS NOT NULL")
         if sk is not None:
-            clause, values = _sort_clause(sk_col, sk)
-            where.append(clause)
-            args.extend(values)
+            args.extend(_sort_values(sk))
         if start is not None:
-            after = [start[column] for column in order]
-            columns = ", ".join(order)
-            where.append(f"({columns}) {'>' if forward else '<'} ({', '.join('?' * len(order))})")
-            args.extend(after)
-        direction = "ASC" if forward else "DESC"
-        sql = (
-            f"SELECT pk, sk, body FROM items WHERE {' AND '.join(where)} "
-            f"ORDER BY {', '.join(f'{c} {direction}' for c in order)}"
-        )
+            args.extend(start[column] for column in order)
         if index is None:
             return self._page(sql, args, limit, ("pk", "sk"))
         keys = ("pk", "sk", *index_keys(index))
@@ -391,7 +377,8 @@ class SQLiteBackend(Backend):
         items: list[Item] = []
         size = 0
         with self._use() as connection:
-            cursor = connection.execute(sql, args)
+            # One row past the page says whether another page follows; SQLite stops there.
+            cursor = connection.execute(f"{sql} LIMIT ?", [*args, cap + 1])
             try:
                 for pk, sk, body in cursor:
                     if len(items) >= cap or size >= PAGE_BYTES:
@@ -454,11 +441,43 @@ def _index_value(value: Value | None) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def _sort_clause(column: str, condition: SortCondition) -> tuple[str, list[Any]]:
-    op, value = condition.op, condition.value
+@functools.lru_cache(maxsize=256)
+def _query_sql(
+    index: str | None, op: str | None, forward: bool, after: bool
+) -> tuple[str, tuple[str, ...]]:
+    """The statement of a query of this shape (built once), and the columns it orders by."""
+    order: tuple[str, ...]
+    if index is None:
+        pk_col, sk_col, order = "pk", "sk", ("sk",)
+    else:
+        pk_col, sk_col = index_keys(index)
+        order = (sk_col, "pk", "sk")
+    where = [f"{pk_col} = ?"]
+    if index is not None:
+        where.append(f"{sk_col} IS NOT NULL")
     if op == "begins_with":
         # A range instead of LIKE: exact bytewise prefix match that can use the index.
-        return f"{column} >= ? AND substr({column}, 1, ?) = ?", [value, len(value), value]
-    if op == "between":
-        return f"{column} BETWEEN ? AND ?", [value, condition.upper or ""]
-    return f"{column} {op} ?", [value]
+        where.append(f"{sk_col} >= ? AND substr({sk_col}, 1, ?) = ?")
+    elif op == "between":
+        where.append(f"{sk_col} BETWEEN ? AND ?")
+    elif op is not None:
+        where.append(f"{sk_col} {op} ?")
+    if after:
+        columns = ", ".join(order)
+        where.append(f"({columns}) {'>' if forward else '<'} ({', '.join('?' * len(order))})")
+    direction = "ASC" if forward else "DESC"
+    sql = (
+        f"SELECT pk, sk, body FROM items WHERE {' AND '.join(where)} "
+        f"ORDER BY {', '.join(f'{c} {direction}' for c in order)}"
+    )
+    return sql, order
+
+
+def _sort_values(condition: SortCondition) -> list[Any]:
+    """The values of a sort-key condition, in the order :func:`_query_sql` binds them."""
+    value = condition.value
+    if condition.op == "begins_with":
+        return [value, len(value), value]
+    if condition.op == "between":
+        return [value, condition.upper or ""]
+    return [value]
