@@ -139,13 +139,16 @@ class Reader:
             age_ms = cls.max_age.total_seconds() * 1000
             if parse_version_id(stored.version_id)[1] + age_ms < self.clock() * 1000:
                 raise Expired(*split_pk(stored.pk), stored.number, None)
-        base_json = None
-        if stored.needs_keyframe:
-            assert stored.base is not None
-            base_json = keyframes.get(stored.base) or self.cache.get(stored.pk, stored.base)
-            if base_json is None:
-                base_json = self._lost_keyframe(stored)
-        return records.to_version(cls, stored, base_json, self.max_state)
+        return records.to_version(cls, stored, self._base(stored, keyframes), self.max_state)
+
+    def _base(self, stored: records.StoredVersion, keyframes: Mapping[int, bytes]) -> bytes | None:
+        """The keyframe JSON a stored version is decoded against (``None`` if it needs none):
+        from ``keyframes``, the cache, or a read that tells trimming from damage."""
+        if not stored.needs_keyframe:
+            return None
+        assert stored.base is not None
+        found = keyframes.get(stored.base) or self.cache.get(stored.pk, stored.base)
+        return found if found is not None else self._lost_keyframe(stored)
 
     def _lost_keyframe(self, stored: records.StoredVersion) -> bytes:
         assert stored.base is not None
@@ -292,12 +295,7 @@ class Reader:
         was stored with, expired versions included (no class, so no ``max_age`` to apply)."""
 
         def decode(stored: records.StoredVersion, keyframes: Mapping[int, bytes]) -> StoredState:
-            base = None
-            if stored.needs_keyframe:
-                assert stored.base is not None
-                base = keyframes.get(stored.base) or self.cache.get(stored.pk, stored.base)
-                if base is None:
-                    base = self._lost_keyframe(stored)
+            base = self._base(stored, keyframes)
             return StoredState(stored, records.state_json(stored, base, self.max_state))
 
         return self._range(decode, pk, lower, stop, reverse, True, on_trimmed)
