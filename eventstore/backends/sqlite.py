@@ -93,11 +93,17 @@ _DECODE = json.JSONDecoder().decode
 _NO_INDEX = (None,) * len(_INDEX_COLUMNS)
 
 
-def encode_item(item: Item) -> bytes:
+_KEYS = frozenset(("pk", "sk"))
+_INDEX_NAMES = frozenset(_INDEX_COLUMNS)
+
+
+def encode_item(item: Item, skip: frozenset[str] = frozenset()) -> bytes:
     plain: dict[str, Value] = {}
     binary: list[tuple[str, int]] = []
     blobs: list[bytes] = []
     for name, value in item.items():
+        if name in skip:
+            continue
         if isinstance(value, bytes):
             binary.append((name, len(value)))
             blobs.append(value)
@@ -268,7 +274,7 @@ class SQLiteBackend(Backend):
                     for position, w in enumerate(writes)
                     if w.condition is not None or isinstance(w, Update)
                 ]
-                found = self._get_many(connection, [w.key for _, w in checked])
+                found = self._read(connection, [w.key for _, w in checked])
                 for (position, w), current in zip(checked, found, strict=True):
                     if w.condition is not None and not w.condition.holds(current):
                         failures[position] = current
@@ -314,11 +320,15 @@ class SQLiteBackend(Backend):
 
     def get(self, keys: Sequence[Key], *, consistent: bool = True) -> list[Item | None]:
         with self._use() as connection:
-            if len(keys) <= _POINT_READS:
-                # A batch need not be a snapshot (the contract): a few point reads by primary
-                # key cost less than one statement with an OR of keys.
-                return [self._get_one(connection, key) for key in keys]
-            return self._get_many(connection, keys)
+            return self._read(connection, keys)
+
+    @classmethod
+    def _read(cls, connection: sqlite3.Connection, keys: Sequence[Key]) -> list[Item | None]:
+        if len(keys) <= _POINT_READS:
+            # A batch need not be a snapshot (the contract; a write reads under its lock
+            # anyway): a few point reads by primary key cost less than one OR of keys.
+            return [cls._get_one(connection, key) for key in keys]
+        return cls._get_many(connection, keys)
 
     def query(
         self,
@@ -428,9 +438,9 @@ def _updated(w: Update, current: Item | None) -> Item:
 
 def _row(item: Item) -> tuple[Any, ...]:
     """The SQL row of an item; :class:`ItemTooLarge` if it passes DynamoDB's limit."""
-    body = encode_item({name: value for name, value in item.items() if name not in ("pk", "sk")})
+    body = encode_item(item, skip=_KEYS)
     _check_size(item, body)
-    if not any(name.startswith("gsi") for name in item):
+    if _INDEX_NAMES.isdisjoint(item):
         return (item["pk"], item["sk"], body, *_NO_INDEX)
     index_values = [_index_value(item.get(column)) for column in _INDEX_COLUMNS]
     return (item["pk"], item["sk"], body, *index_values)
