@@ -239,8 +239,8 @@ class DynamoDBBackend(Backend):
                         # total_max_attempts counts the first attempt; botocore's max_attempts does not.
                         retries={"total_max_attempts": 1, "mode": "standard"},
                         # Our requests are built by this module alone, from checked input;
-                        # botocore's check of every parameter costs a few per cent of the client CPU
-                        # of a request (bench/client_cpu.py). DynamoDB still checks them.
+                        # botocore's check of every parameter costs a few per cent of a
+                        # request's client CPU (bench/client_cpu.py). DynamoDB still checks them.
                         parameter_validation=False,
                         connect_timeout=3,
                         read_timeout=10,
