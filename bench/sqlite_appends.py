@@ -229,7 +229,9 @@ def db_file_bytes(path: str) -> int:
 class OurSide:
     """eventstore on a SQLite file: the store as a user opens it, plus its storage options."""
 
-    def __init__(self, path: str, *, synchronous: str, compress: bool, deltas: bool) -> None:
+    def __init__(
+        self, path: str, *, synchronous: str, compress: bool, deltas: bool, feed: bool = True
+    ) -> None:
         self.path = path
         self.backend = SQLiteBackend(path, synchronous=synchronous)
         options: dict[str, Any] = {}
@@ -240,6 +242,8 @@ class OurSide:
             # Deltas are only made against a cached keyframe; with no cache every version is full.
             options["keyframe_cache_bytes"] = 0
         self.store = EventStore(self.backend, **options)
+        if not feed:
+            self.store.create_table(feed_partitions=0)  # appends write no feed entry or counter
         self.ids: list[str] = []
         self.versions: list[int] = []
 
@@ -546,6 +550,9 @@ def run(
             db("es-raw"), synchronous=synchronous, compress=False, deltas=False
         ),
         "eventsourcing_zlib": LibSide(db("lib-zlib"), synchronous=synchronous, compress=True),
+        "eventstore_no_feed": OurSide(
+            db("es-no-feed"), synchronous=synchronous, compress=True, deltas=True, feed=False
+        ),
         "plain_sqlite3": PlainSide(db("plain"), synchronous=synchronous),
     }
     appends = interleaved(
@@ -698,6 +705,7 @@ def markdown(report: dict[str, Any]) -> str:
         ("eventstore, raw JSON (no zstd, no deltas)", r["eventstore_raw_json"]),
         ("eventstore, zstd, no deltas", r["eventstore_zstd_no_delta"]),
         ("eventstore, zstd + deltas (default)", ours),
+        ("eventstore, zstd + deltas, table without a feed", r["eventstore_no_feed"]),
         ("eventsourcing, uncompressed (default)", lib),
         ("eventsourcing, zlib (COMPRESSOR_TOPIC)", r["eventsourcing_zlib"]),
         ("plain sqlite3: one JSON row per version (the floor)", r["plain_sqlite3"]),
