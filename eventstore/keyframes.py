@@ -13,17 +13,29 @@ class KeyframeCache:
     def __init__(self, budget: int) -> None:
         self._budget = budget
         self._used = 0
-        # pk -> (keyframe number, its JSON, its stored bytes if known)
-        self._entries: OrderedDict[str, tuple[int, bytes, bytes | None]] = OrderedDict()
+        # pk -> (keyframe number, its JSON, its stored bytes if known, its id if known)
+        self._entries: OrderedDict[str, tuple[int, bytes, bytes | None, str | None]] = OrderedDict()
         self._lock = threading.Lock()
 
     def get(self, pk: str, base: int) -> bytes | None:
+        found = self.get_with_id(pk, base)
+        return None if found is None else found[0]
+
+    def get_with_id(self, pk: str, base: int) -> tuple[bytes, str | None] | None:
+        """The JSON of keyframe ``base`` and its id (``None`` if not known)."""
         with self._lock:
             entry = self._entries.get(pk)
             if entry is None or entry[0] != base:
                 return None
             self._entries.move_to_end(pk)
-            return entry[1]
+            return entry[1], entry[3]
+
+    def drop(self, pk: str) -> None:
+        """Forget the stream's keyframe (a commit learnt it is not the stream's any more)."""
+        with self._lock:
+            old = self._entries.pop(pk, None)
+            if old is not None:
+                self._used -= len(old[1]) + len(old[2] or b"")
 
     def decoded(self, pk: str, base: int, stored: bytes) -> bytes | None:
         """The JSON of keyframe ``base`` if the cached copy was decoded from exactly ``stored``
@@ -36,7 +48,14 @@ class KeyframeCache:
             self._entries.move_to_end(pk)
             return entry[1]
 
-    def put(self, pk: str, base: int, data: bytes, stored: bytes | None = None) -> None:
+    def put(
+        self,
+        pk: str,
+        base: int,
+        data: bytes,
+        stored: bytes | None = None,
+        keyframe_id: str | None = None,
+    ) -> None:
         size = len(data) + len(stored or b"")
         if size > self._budget:
             return
@@ -47,8 +66,8 @@ class KeyframeCache:
             if old is not None:
                 del self._entries[pk]
                 self._used -= len(old[1]) + len(old[2] or b"")
-            self._entries[pk] = (base, data, stored)
+            self._entries[pk] = (base, data, stored, keyframe_id)
             self._used += size
             while self._used > self._budget:
-                _, (_, dropped, blob) = self._entries.popitem(last=False)
+                _, (_, dropped, blob, _) = self._entries.popitem(last=False)
                 self._used -= len(dropped) + len(blob or b"")

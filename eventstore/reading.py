@@ -121,7 +121,8 @@ class Reader:
             if known is not None:
                 return known
         data = records.keyframe_state(pk, base, item, self.max_state)
-        self.cache.put(pk, base, data, stored if isinstance(stored, bytes) else None)
+        blob = stored if isinstance(stored, bytes) else None
+        self.cache.put(pk, base, data, blob, records.keyframe_id(item))
         return data
 
     def fetch_keyframe(self, pk: str, base: int, *, consistent: bool) -> bytes | None:

@@ -69,6 +69,12 @@ EXPIRES = "ttl"
 #: A deleted stream's head holds this as its last version id: it sorts above every ULID, so an
 #: ordinary append's condition (last id below the new one) refuses it.
 DELETED_ID = "~deleted"
+#: On a keyframe item, the id of the version that starts its group; on a head, the id of the
+#: keyframe its newest group's deltas are made against. A writer's delta against a keyframe it
+#: holds in memory requires the head to name that keyframe, so a stream erased and made again
+#: under the same id (same keyframe numbers, other states) never gets a delta against the old
+#: one.
+KEYFRAME_ID = "kf"
 STREAM = "r"
 PARTITIONS = "n"
 CHECKPOINT = "after"
@@ -124,6 +130,7 @@ def head_update(
     index_remove: frozenset[str],
     condition: Condition,
     listed_at: str | None = None,
+    keyframe_id: str | None = None,
 ) -> Update:
     """The head write of an append. ``listed_as`` (the type name) puts a new stream in the
     creation-order listing, at ``listed_at`` (default: ``version_id``); ``lowest`` moves the
@@ -133,6 +140,8 @@ def head_update(
         to_set.update({LISTING_PK: listed_as, LISTING_SK: listed_at or version_id})
     if lowest is not None:
         to_set[LOWEST] = lowest
+    if keyframe_id is not None:
+        to_set[KEYFRAME_ID] = keyframe_id
     return Update(head_key(pk), set=to_set, remove=index_remove, condition=condition)
 
 
@@ -142,6 +151,7 @@ def head_condition(
     lowest: int | None = None,
     below_id: str | None = None,
     deleted: bool = False,
+    keyframe_id: str | None = None,
 ) -> Condition:
     """The condition an append puts on the head: absent (``previous`` None), or at ``previous``
     (and at retention bound ``lowest``), with a last version id sorting before ``below_id``; with
@@ -151,6 +161,8 @@ def head_condition(
     equals: dict[str, Value] = {VERSION: previous}
     if lowest is not None:
         equals[LOWEST] = lowest
+    if keyframe_id is not None:
+        equals[KEYFRAME_ID] = keyframe_id
     if deleted:
         return Condition(equals={**equals, DELETED: 1})
     return Condition(equals=equals, less_than={} if below_id is None else {VERSION_ID: below_id})
@@ -266,8 +278,14 @@ def version_item(
     return item
 
 
-def keyframe_item(pk: str, base: int, blob: bytes) -> Item:
-    return {PK: pk, SK: keyframe_sk(base), STATE: blob}
+def keyframe_item(pk: str, base: int, blob: bytes, keyframe_id: str) -> Item:
+    return {PK: pk, SK: keyframe_sk(base), STATE: blob, KEYFRAME_ID: keyframe_id}
+
+
+def keyframe_id(item: Mapping[str, Value] | None) -> str | None:
+    """The id a keyframe item or a head carries (``None`` for items written before ids)."""
+    found = None if item is None else item.get(KEYFRAME_ID)
+    return found if isinstance(found, str) else None
 
 
 def stored_version(pk: str, number: int, item: Mapping[str, Value]) -> StoredVersion:

@@ -120,6 +120,10 @@ class _Plan:
     trims: list[Write] = field(default_factory=list)
     lowest: int | None = None
     follow_up: tuple[int, int] | None = None
+    # The id of the keyframe, from before the commit, that its deltas are made against: the head
+    # must still name it. And the id of the newest keyframe the commit writes, for the head.
+    relies_on: str | None = None
+    new_keyframe: str | None = None
 
 
 @dataclass
@@ -257,9 +261,14 @@ class Writer:
                                 )
                             )
                         continue
-                    # Same version, so the refusal came from the retention bound or the id
-                    # order: replan with what the head says.
+                    # Same version, so the refusal came from the retention bound, the id order or
+                    # the keyframe: replan with what the head says.
                     assert current is not None
+                    relied = plans[id(s)].relies_on
+                    if relied is not None and records.keyframe_id(current) != relied:
+                        # The keyframe held in memory is not this stream's any more (erased and
+                        # made again under the same id): forget it; the replan reads the real one.
+                        self.reader.cache.drop(s.first.pk)
                     corrections += 1
                     if corrections > _MAX_CORRECTIONS:
                         conflicts.append(
@@ -313,7 +322,9 @@ class Writer:
                 )
             newest = max(plan.frames, default=None)
             if newest is not None:
-                self.reader.cache.put(s.first.pk, newest, plan.frames[newest])
+                self.reader.cache.put(
+                    s.first.pk, newest, plan.frames[newest], keyframe_id=plan.new_keyframe
+                )
         return [made[id(p)] for p in batch]
 
     def _plan(self, s: _Stream) -> _Plan:
@@ -360,8 +371,9 @@ class Writer:
                 plan.frames[base] = p.data
                 if base + KEYFRAME_INTERVAL > target:  # some version of the group is kept
                     keyframe = records.keyframe_item(
-                        pk, base, codec.encode(p.data, threshold=self.threshold)
+                        pk, base, codec.encode(p.data, threshold=self.threshold), vid
                     )
+                    plan.new_keyframe = vid
                     if expires is not None and base != newest_group:
                         keyframe[records.EXPIRES] = expires
                     plan.puts.append(Put(keyframe))
@@ -370,8 +382,11 @@ class Writer:
             blob_base: int | None = number
             if number == base:
                 blob = codec.encode_delta(p.data, p.data)
+            elif base in plan.frames:
+                blob, blob_base, _ = self._encode(pk, base, p.data, plan.frames[base])
             else:
-                blob, blob_base = self._encode(pk, base, p.data, plan.frames.get(base))
+                blob, blob_base, relies_on = self._encode(pk, base, p.data, None)
+                plan.relies_on = plan.relies_on or relies_on
             item = records.version_item(
                 pk,
                 number,
@@ -454,6 +469,7 @@ class Writer:
             lowest=_bound(s),
             below_id=plan.version_ids[0],
             deleted=s.restart,
+            keyframe_id=plan.relies_on,
         )
         if newest.deleted:
             # The head leaves the listing and every projection, and refuses ordinary appends.
@@ -466,6 +482,7 @@ class Writer:
                 index_set={records.DELETED: 1},
                 index_remove=records.INDEX_ATTRIBUTES_OF_HEAD,
                 condition=condition,
+                keyframe_id=plan.new_keyframe,
             )
             return head
         starts = s.at is NO_STREAM or s.restart
@@ -476,6 +493,7 @@ class Writer:
             version_id=plan.version_ids[-1],
             listed_as=newest.cls.resource_type if starts else None,
             listed_at=listed,
+            keyframe_id=plan.new_keyframe,
             lowest=plan.lowest,
             index_set=newest.index_set,
             index_remove=newest.index_remove | ({records.DELETED} if s.restart else frozenset()),
@@ -484,27 +502,37 @@ class Writer:
 
     def _encode(
         self, pk: str, base: int, data: bytes, keyframe: bytes | None
-    ) -> tuple[bytes, int | None]:
+    ) -> tuple[bytes, int | None, str | None]:
         """The state of a version that does not start a group: a delta against the group's
-        keyframe when that is smaller, else the whole state compressed."""
-        keyframe = keyframe or self.reader.cache.get(pk, base)
+        keyframe when that is smaller, else the whole state compressed. ``keyframe`` is given
+        when the commit writes it; otherwise it comes from the cache or a read, and the third
+        value is its id (when known), which the head must still name for the delta to hold."""
+        relies_on: str | None = None
         full: bytes | None = None
         if keyframe is None:
-            full = codec.encode(data, threshold=self.threshold)
-            if len(full) <= COLD_FETCH_BYTES:
-                return full, None
-            # A cold writer (a new process, a Lambda): reading the keyframe costs a few read
-            # units, storing the whole state again costs write units, which are dearer.
-            keyframe = self.reader.fetch_keyframe(pk, base, consistent=False)
-            if keyframe is None:
-                return full, None
+            cached = self.reader.cache.get_with_id(pk, base)
+            if cached is not None:
+                keyframe, relies_on = cached
+            else:
+                full = codec.encode(data, threshold=self.threshold)
+                if len(full) <= COLD_FETCH_BYTES:
+                    return full, None, None
+                # A cold writer (a new process, a Lambda): reading the keyframe costs a few read
+                # units, storing the whole state again costs write units, which are dearer.
+                keyframe = self.reader.fetch_keyframe(pk, base, consistent=False)
+                if keyframe is None:
+                    return full, None, None
+                found = self.reader.cache.get_with_id(pk, base)
+                relies_on = None if found is None else found[1]
         delta = codec.encode_delta(data, keyframe)
         if len(delta) * 4 <= len(data):
             # A delta this small always beats compressing the whole state: skip that work.
-            return delta, base
+            return delta, base, relies_on
         if full is None:
             full = codec.encode(data, threshold=self.threshold)
-        return (delta, base) if len(delta) < len(full) else (full, None)
+        if len(delta) < len(full):
+            return delta, base, relies_on
+        return full, None, None
 
     def _finish_trim(self, pk: str, lowest: int, target: int) -> None:
         # Only when a commit could not carry every delete (max_versions lowered a lot, or a

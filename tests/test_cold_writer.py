@@ -130,3 +130,38 @@ def test_a_cached_keyframe_is_reused_only_for_the_same_stored_bytes(store: Event
         assert decoded  # other bytes under the same key: decoded afresh
     finally:
         records.keyframe_state = real  # type: ignore[assignment]
+
+
+def test_a_writer_never_makes_a_delta_against_an_erased_streams_keyframe(store: EventStore) -> None:
+    """Writer A holds a stream's keyframe in memory; another store erases the stream and makes it
+    again under the same id, with other states. A's next append, made without reading, must not
+    be a delta against the old keyframe: the head names its keyframe, A's write is refused,
+    A forgets the keyframe, reads the real one and stores a version that reads back exactly."""
+    other = EventStore(store.backend)
+    # Text that does not compress, so that a delta against a similar keyframe is always chosen.
+    rng = random.Random(3)
+    noise = "".join(rng.choice("abcdefghijklmnopqrstuvwxyz ") for _ in range(3000))
+    v = store.append(Text(text="old 1|" + noise), resource_id="reused")
+    for n in range(2, 4):
+        v = store.append(
+            Text(text=f"old {n}|" + noise), resource_id="reused", expected_version=v.version
+        )
+    other.erase(Text, "reused")
+    other.append(Text(text="new 1|" + noise[::-1]), resource_id="reused")
+    other.append(Text(text="new 2|" + noise[::-1]), resource_id="reused", expected_version=1)
+    mine = Text(text="mine |" + noise)
+    made = store.append(mine, resource_id="reused", expected_version=2)
+    assert made.version == 3
+    fresh = EventStore(store.backend)
+    assert fresh.read_version(Text, "reused", 3).state == mine
+    assert [v.state.text[:6] for v in fresh.read_stream(Text, "reused")] == [
+        "new 1|",
+        "new 2|",
+        "mine |",
+    ]
+    # The next append from the same writer, its keyframe now the real one, is one request.
+    before = store.backend.requests()
+    store.append(Text(text="mine 2|" + noise), resource_id="reused", expected_version=3)
+    if before:  # DynamoDB counts requests
+        assert store.backend.requests() - before == 1
+    assert fresh.read_version(Text, "reused").state.text == "mine 2|" + noise
