@@ -221,8 +221,9 @@ def running(**options: Any) -> Iterator[str]:
         stop(proc)
 
 
-def _exit_on_sigterm(signum: int, frame: object) -> None:
-    # Turned into SystemExit so that the finally blocks stop the server.
+def exit_on_sigterm(signum: int, frame: object) -> None:
+    """A SIGTERM handler: turned into SystemExit, so that ``finally`` blocks stop the server
+    (and whatever runs against it)."""
     sys.exit(128 + signum)
 
 
@@ -257,7 +258,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 file=sys.stderr,
             )
             return 1
-    previous = signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    previous = signal.signal(signal.SIGTERM, exit_on_sigterm)
     try:
         jar = install(args.install_dir)
         proc, url = start(jar, port=args.port, data=args.data)

@@ -125,10 +125,14 @@ class Reader:
         self.cache.put(pk, base, data, blob, records.keyframe_id(item))
         return data
 
-    def fetch_keyframe(self, pk: str, base: int, *, consistent: bool) -> bytes | None:
-        """Read a keyframe by key (``None`` if it is not there)."""
+    def fetch_keyframe(
+        self, pk: str, base: int, *, consistent: bool
+    ) -> tuple[bytes, str | None] | None:
+        """Read a keyframe by key: its JSON and its id (``None`` if it is not there)."""
         item = self.backend.get([(pk, keyframe_sk(base))], consistent=consistent)[0]
-        return None if item is None else self.keyframe(pk, base, item)
+        if item is None:
+            return None
+        return self.keyframe(pk, base, item), records.keyframe_id(item)
 
     def decode(
         self, cls: type[R], stored: records.StoredVersion, keyframes: Mapping[int, bytes]

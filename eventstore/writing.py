@@ -519,11 +519,11 @@ class Writer:
                     return full, None, None
                 # A cold writer (a new process, a Lambda): reading the keyframe costs a few read
                 # units, storing the whole state again costs write units, which are dearer.
-                keyframe = self.reader.fetch_keyframe(pk, base, consistent=False)
-                if keyframe is None:
+                fetched = self.reader.fetch_keyframe(pk, base, consistent=False)
+                if fetched is None:
                     return full, None, None
-                found = self.reader.cache.get_with_id(pk, base)
-                relies_on = None if found is None else found[1]
+                # Its id from the item read, not the cache, which may not have kept it.
+                keyframe, relies_on = fetched
         delta = codec.encode_delta(data, keyframe)
         if len(delta) * 4 <= len(data):
             # A delta this small always beats compressing the whole state: skip that work.

@@ -20,21 +20,24 @@ import subprocess
 import sys
 from pathlib import Path
 
-from eventstore.local import DUMMY_ENV, SetupError, ensure_java, install, start, stop
+from eventstore.local import (
+    DUMMY_ENV,
+    SetupError,
+    ensure_java,
+    exit_on_sigterm,
+    install,
+    start,
+    stop,
+)
 
 ENV_VAR = "EVENTSTORE_DYNAMODB_ENDPOINT"
 PROJECT = Path(__file__).resolve().parent.parent
 INSTALL_DIR = PROJECT / ".dynamodb-local"
 
 
-def _exit_on_sigterm(signum: int, frame: object) -> None:
-    # Turned into SystemExit so that the finally blocks stop the server and the command.
-    sys.exit(128 + signum)
-
-
 def run(command: list[str]) -> int:
     """Run ``command`` against a fresh server; return its exit code."""
-    previous = signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    previous = signal.signal(signal.SIGTERM, exit_on_sigterm)
     child: subprocess.Popen[bytes] | None = None
     grace = 0.0
     try:

@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import random
 
+import pytest
+
 from eventstore import EventStore, Resource, codec, records
 from eventstore.backends.base import MAX_ITEM_SIZE
 from eventstore.backends.sizes import item_size
 from eventstore.keys import keyframe_sk, stream_pk, version_sk
+from tests.interleaving import Interleaving
 
 
 class Big(Resource):
@@ -165,3 +168,39 @@ def test_a_writer_never_makes_a_delta_against_an_erased_streams_keyframe(store: 
     if before:  # DynamoDB counts requests
         assert store.backend.requests() - before == 1
     assert fresh.read_version(Text, "reused").state.text == "mine 2|" + noise
+
+
+@pytest.mark.parametrize("cache_bytes", [8 * 1024 * 1024, 0], ids=["cache", "no-cache"])
+def test_a_cold_writer_survives_an_erase_between_its_keyframe_read_and_its_write(
+    store: EventStore, cache_bytes: int
+) -> None:
+    """A writer without the keyframe cached reads it, then writes a delta against it. Another
+    store erases the stream and makes it again under the same id after any one of the writer's
+    requests: the writer's version reads back exactly (when the erase falls between its
+    keyframe read and its write, the head names another keyframe, the write is refused and the
+    writer reads the new keyframe); also when it keeps no keyframe cache at all."""
+    rng = random.Random(5)
+    noise = "".join(rng.choice("abcdefghijklmnopqrstuvwxyz ") for _ in range(3000))
+    fired: list[int] = []
+    for after in range(1, 6):
+        rid = f"between-{after}"
+        v = store.append(Text(text="old 1|" + noise), resource_id=rid)
+        store.append(Text(text="old 2|" + noise), resource_id=rid, expected_version=v.version)
+
+        def erase_and_recreate(rid: str = rid) -> None:
+            store.erase(Text, rid)
+            store.append(Text(text="new 1|" + noise[::-1]), resource_id=rid)
+            store.append(Text(text="new 2|" + noise[::-1]), resource_id=rid, expected_version=1)
+
+        wrapped = Interleaving(store.backend, after=after, action=erase_and_recreate)
+        cold = EventStore(wrapped, keyframe_cache_bytes=cache_bytes)  # nothing cached
+        mine = Text(text="mine |" + noise)
+        made = cold.append(mine, resource_id=rid, expected_version=2)
+        if not wrapped.fired:
+            break  # the writer made fewer reads than ``after``: nothing ran in between
+        fired.append(after)
+        assert made.version == 3
+        fresh = EventStore(store.backend)
+        assert fresh.read_version(Text, rid, 3).state == mine, after
+        assert fresh.read_version(Text, rid, 2).state.text.startswith("new 2|")
+    assert len(fired) >= 2  # at least the feed's first read and the keyframe read

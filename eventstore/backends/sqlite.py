@@ -303,8 +303,6 @@ class SQLiteBackend(Backend):
     @classmethod
     def _get_many(cls, connection: sqlite3.Connection, keys: Sequence[Key]) -> list[Item | None]:
         """Several items in one statement (one consistent snapshot), in the order of ``keys``."""
-        if len(keys) <= 1:
-            return [cls._get_one(connection, key) for key in keys]
         found: dict[Key, Item] = {}
         for start in range(0, len(keys), 400):  # well under SQLite's bound-variable limit
             chunk = keys[start : start + 400]
