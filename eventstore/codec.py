@@ -30,7 +30,12 @@ SAME_AS_BASE = 3
 DEFAULT_THRESHOLD = 256
 #: Largest decoded state accepted (bytes of JSON).
 DEFAULT_MAX_SIZE = 64 * 1024 * 1024
-_LEVEL = 3
+# A full state is compressed once per keyframe group and read by every read of the group, so it
+# gets a higher level than deltas: on 32-128 KB documents level 6 stores 3-5 % fewer bytes (under
+# gzip's size, which decides read units against libraries that store every version whole) for
+# about 3x the CPU of level 3, while deltas gain nothing from it.
+_FULL_LEVEL = 6
+_DELTA_LEVEL = 3
 _CHUNK = 256 * 1024
 _local = threading.local()
 
@@ -39,7 +44,7 @@ def _compressor() -> zstandard.ZstdCompressor:
     # zstd contexts are costly to build and not thread-safe: one per thread.
     compressor: zstandard.ZstdCompressor | None = getattr(_local, "compressor", None)
     if compressor is None:
-        compressor = _local.compressor = zstandard.ZstdCompressor(level=_LEVEL)
+        compressor = _local.compressor = zstandard.ZstdCompressor(level=_FULL_LEVEL)
     return compressor
 
 
@@ -72,7 +77,7 @@ class _Dictionaries:
     def compressor(self, base: bytes) -> zstandard.ZstdCompressor:
         found = self._compressors.pop(base, None)
         if found is None:
-            found = zstandard.ZstdCompressor(level=_LEVEL, dict_data=_dictionary(base))
+            found = zstandard.ZstdCompressor(level=_DELTA_LEVEL, dict_data=_dictionary(base))
         return _remember(self._compressors, base, found, self.compressors)
 
     def decompressor(self, base: bytes) -> zstandard.ZstdDecompressor:

@@ -183,12 +183,15 @@ class Reader:
     def by_number(
         self, cls: type[R], pk: str, number: int, version_id: str | None, *, consistent: bool
     ) -> Version[R]:
-        """Version ``number`` (which must carry ``version_id`` when given): one batch read of
-        the version and its keyframe."""
+        """Version ``number`` (which must carry ``version_id`` when given): one read of the
+        version and its keyframe."""
         base = keyframe_of(number, KEYFRAME_INTERVAL)
-        item, keyframe = self.backend.get(
-            [records.version_key(pk, number), (pk, keyframe_sk(base))], consistent=consistent
-        )
+        if self.backend.queries_round_once:
+            item, keyframe = self._with_keyframe(pk, number, base, consistent=consistent)
+        else:
+            item, keyframe = self.backend.get(
+                [records.version_key(pk, number), (pk, keyframe_sk(base))], consistent=consistent
+            )
         if item is None or (version_id is not None and item.get(records.VERSION_ID) != version_id):
             raise self.missing(pk, version_id or number)
         stored = records.stored_version(pk, number, item)
@@ -203,6 +206,22 @@ class Reader:
             if version_id is None:
                 raise
             raise VersionNotFound(*split_pk(pk), version_id, e.remaining) from None
+
+    def _with_keyframe(
+        self, pk: str, number: int, base: int, *, consistent: bool
+    ) -> tuple[Item | None, Item | None]:
+        """The items of version ``number`` and of its group's keyframe, from one query over the
+        sort keys between them. Its cost is their sizes with the later versions of the group,
+        rounded up once: for small deltas, a read unit less than two point reads. A group too
+        big for one page gives no keyframe; decoding then reads it as it reads a lost one."""
+        items = self.backend.query(
+            pk,
+            sk=SortCondition("between", version_sk(number), keyframe_sk(base)),
+            consistent=consistent,
+        ).items
+        item = items[0] if items and items[0][records.SK] == version_sk(number) else None
+        keyframe = items[-1] if items and items[-1][records.SK] == keyframe_sk(base) else None
+        return item, keyframe
 
     def latest(self, cls: type[R], pk: str, *, consistent: bool) -> Version[R]:
         """The latest version: one query for the two newest items (the current group's keyframe

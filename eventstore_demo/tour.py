@@ -341,7 +341,8 @@ def _on_dynamodb(endpoint: str, say: Any) -> None:
             spent = store.backend.usage() - usage
             say(
                 f"   read of version 3: {spent.requests} request, {spent.read_units:g} read "
-                "units (the version and its keyframe in one batch read)"
+                f"unit{'' if spent.read_units == 1 else 's'} (one query reads the version, the later ones of its group and the keyframe; "
+                "their sizes add up before rounding to 4 KB units)"
             )
             usage = store.backend.usage()
             page = store.query(OrdersByStatus, "new")

@@ -15,9 +15,19 @@ from eventstore.backends.base import Backend, Item, Key, Page, SortCondition, Ta
 
 class Interleaving(Backend):
     def __init__(
-        self, inner: Backend, *, after: int, action: Callable[[], object], page_items: int = 2
+        self,
+        inner: Backend,
+        *,
+        after: int,
+        action: Callable[[], object],
+        page_items: int = 2,
+        queries_round_once: bool | None = None,
     ) -> None:
         self.inner = inner
+        # Which way reads by number go: one range query (DynamoDB's) or a batch read.
+        self.queries_round_once = (
+            inner.queries_round_once if queries_round_once is None else queries_round_once
+        )
         self.after = after
         self.action = action
         self.page_items = page_items

@@ -68,9 +68,14 @@ def seeded(store: EventStore) -> Callable[[], None]:
     return trim
 
 
-def reader(store: EventStore, after: int, action: Callable[[], None]) -> EventStore:
-    """A second store (its own cold keyframe cache) whose requests are interleaved."""
-    wrapped: Backend = Interleaving(store.backend, after=after, action=action)
+def reader(
+    store: EventStore, after: int, action: Callable[[], None], *, ranges: bool | None = None
+) -> EventStore:
+    """A second store (its own cold keyframe cache) whose requests are interleaved; ``ranges``
+    picks how it reads by number (one range query, or a batch read; default: the backend's)."""
+    wrapped: Backend = Interleaving(
+        store.backend, after=after, action=action, queries_round_once=ranges
+    )
     return EventStore(wrapped, projections=[DocByParity()])
 
 
@@ -128,6 +133,25 @@ def test_single_stream_reads_never_call_trimming_corrupt(
         assert numbers == list(range(numbers[0], numbers[0] + step * len(numbers), step))
     else:
         assert len(got) <= 1, numbers
+
+
+@pytest.mark.parametrize("ranges", [True, False], ids=["range_query", "batch_read"])
+@pytest.mark.parametrize("point", POINTS)
+@pytest.mark.parametrize("number", [3, 6])
+def test_read_by_number_both_ways_during_trimming(
+    trimming: tuple[EventStore, Callable[[], None]], ranges: bool, point: int, number: int
+) -> None:
+    # Query pages are cut to two items here, so the range read misses the keyframe and reads it
+    # by key in a second request, and the trim can fall between the two.
+    store, trim = trimming
+    read = reader(store, point, trim, ranges=ranges)
+    try:
+        got = read.read_version(Doc, "d", number)
+    except VersionNotFound as e:
+        remaining_ok(e, store)
+        return
+    assert got.version == number
+    exact(got)
 
 
 def test_version_id_read_during_trimming(trimming: tuple[EventStore, Callable[[], None]]) -> None:

@@ -164,6 +164,12 @@ class ConditionFailed(Exception):
 class Backend(abc.ABC):
     """A DynamoDB-shaped table. Implementations must be safe to share between threads."""
 
+    #: ``True`` where a query is billed by the total size of the items it reads, rounded up once,
+    #: while each item of :meth:`get` is rounded up on its own (DynamoDB's 4 KB read units).
+    #: Readers then fetch a version and its keyframe with one range query, although it also reads
+    #: the versions sorted between them, instead of two point reads.
+    queries_round_once: bool = False
+
     @abc.abstractmethod
     def write(self, writes: Sequence[Write], *, token: str | None = None) -> None:
         """Apply ``writes`` atomically: all or nothing, in one request.

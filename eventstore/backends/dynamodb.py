@@ -209,6 +209,8 @@ class _Retry(Exception):
 class DynamoDBBackend(Backend):
     """A :class:`~eventstore.backends.base.Backend` on one DynamoDB table."""
 
+    queries_round_once = True
+
     def __init__(
         self,
         table: str,
