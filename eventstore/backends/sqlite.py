@@ -52,8 +52,8 @@ PAGE_BYTES = 1024 * 1024
 PAGE_ITEMS = 1000
 
 _INDEX_COLUMNS = [column for name in INDEXES for column in index_keys(name)]
-# An upsert rather than INSERT OR REPLACE: updating a row in place leaves the index entries of
-# unchanged index columns alone (a head keeps its listing key on every append).
+# An upsert rather than INSERT OR REPLACE, which would delete the row and every index entry first.
+# Updates of existing items go through _in_place instead, which assigns changed index columns only.
 _REPLACE = (
     f"INSERT INTO items (pk, sk, body, {', '.join(_INDEX_COLUMNS)}) "
     f"VALUES ({', '.join('?' * (3 + len(_INDEX_COLUMNS)))}) "
@@ -275,11 +275,16 @@ class SQLiteBackend(Backend):
                     if w.condition is not None or isinstance(w, Update)
                 ]
                 found = self._read(connection, [w.key for _, w in checked])
+                in_place: list[tuple[str, tuple[Any, ...]]] = []
                 for (position, w), current in zip(checked, found, strict=True):
                     if w.condition is not None and not w.condition.holds(current):
                         failures[position] = current
                     elif isinstance(w, Update) and not failures:
-                        rows[position] = _row(_updated(w, current))
+                        row = _row(_updated(w, current))
+                        if current is None:
+                            rows[position] = row
+                        else:
+                            in_place.append(_in_place(row, current))
                 if failures:
                     first = min(failures)
                     raise ConditionFailed(first, failures[first], failures)
@@ -287,6 +292,8 @@ class SQLiteBackend(Backend):
                 if deletes:
                     connection.executemany("DELETE FROM items WHERE pk = ? AND sk = ?", deletes)
                 # Keys are distinct, so the order of deletes and replaces does not matter.
+                for sql, values in in_place:
+                    connection.execute(sql, values)
                 connection.executemany(_REPLACE, [row for row in rows if row is not None])
                 connection.execute("COMMIT")
             except BaseException:
@@ -442,6 +449,24 @@ def _row(item: Item) -> tuple[Any, ...]:
         return (item["pk"], item["sk"], body, *_NO_INDEX)
     index_values = [_index_value(item.get(column)) for column in _INDEX_COLUMNS]
     return (item["pk"], item["sk"], body, *index_values)
+
+
+def _in_place(row: tuple[Any, ...], current: Item) -> tuple[str, tuple[Any, ...]]:
+    """The statement that changes an existing item's row into ``row``. Only index columns whose
+    value changes are set: SQLite rewrites an index entry whenever its column is assigned, even
+    to the same value, and a head keeps its listing key on every append."""
+    changed = tuple(
+        i
+        for i, column in enumerate(_INDEX_COLUMNS)
+        if row[3 + i] != _index_value(current.get(column))
+    )
+    return _update_sql(changed), (row[2], *(row[3 + i] for i in changed), row[0], row[1])
+
+
+@functools.lru_cache(maxsize=64)
+def _update_sql(changed: tuple[int, ...]) -> str:
+    columns = "".join(f", {_INDEX_COLUMNS[i]} = ?" for i in changed)
+    return f"UPDATE items SET body = ?{columns} WHERE pk = ? AND sk = ?"
 
 
 def _index_value(value: Value | None) -> str | None:
