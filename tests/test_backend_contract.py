@@ -306,6 +306,35 @@ def test_query_gsi_is_sparse_and_projects_keys(backend: Backend) -> None:
         backend.query("type#A", index="gsi9")
 
 
+def test_updates_keep_every_index_exact(backend: Backend) -> None:
+    # An update in place may leave unchanged index columns alone (SQLite does): whatever it
+    # changes, moves, adds or removes must show in the index queries at once.
+    def listed(index: str, pk: str) -> list[tuple[str, str]]:
+        return [(i["pk"], i[f"{index}sk"]) for i in backend.query(pk, index=index).items]
+
+    backend.write(
+        [
+            Put(item("a", "h", gsi1pk="T", gsi1sk="1", gsi2pk="S", gsi2sk="x", n=1)),
+            Put(item("b", "h", gsi1pk="T", gsi1sk="2", n=1)),
+        ]
+    )
+    backend.write([Update(("a", "h"), set={"n": 2})])  # no index column changes
+    assert listed("gsi1", "T") == [("a", "1"), ("b", "2")]
+    assert listed("gsi2", "S") == [("a", "x")]
+    backend.write([Update(("a", "h"), set={"gsi1sk": "3"}, remove=frozenset({"gsi2pk"}))])
+    assert listed("gsi1", "T") == [("b", "2"), ("a", "3")]
+    assert listed("gsi2", "S") == []
+    backend.write([Update(("b", "h"), set={"gsi2pk": "S", "gsi2sk": "y", "gsi1pk": "U"})])
+    assert listed("gsi1", "T") == [("a", "3")]
+    assert listed("gsi1", "U") == [("b", "2")]
+    assert listed("gsi2", "S") == [("b", "y")]
+    backend.write([Update(("a", "h"), set={"gsi2pk": "S", "gsi2sk": "w"})])
+    assert listed("gsi2", "S") == [("a", "w"), ("b", "y")]
+    assert get1(backend, "a", "h") == item(
+        "a", "h", gsi1pk="T", gsi1sk="3", gsi2pk="S", gsi2sk="w", n=2
+    )
+
+
 def test_query_pages_with_limit_and_start(backend: Backend) -> None:
     sks = [f"s{i:02}" for i in range(7)]
     backend.write([Put(item("p", sk, gsi0pk="all", gsi0sk=sk)) for sk in sks])
