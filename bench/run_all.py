@@ -42,6 +42,7 @@ BENCHES = [
     Bench("eventsourcing_recorders", ("bench/eventsourcing_recorders.py",), True),
     Bench("sqlite_appends_full", ("bench/sqlite_appends.py",), False),
     Bench("sqlite_appends_normal", ("bench/sqlite_appends.py", "--synchronous", "normal"), False),
+    Bench("append_costs", ("bench/append_costs.py",), False),
     Bench("rebuild", ("bench/rebuild.py",), True),
 ]
 _BLOCK = re.compile(r"(<!-- bench/run: (?P<name>[\w-]+) -->\n)(.*?)(<!-- /bench/run -->)", re.S)
