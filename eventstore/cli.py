@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from importlib.metadata import entry_points
 from typing import TYPE_CHECKING
 
-from eventstore.console import NotFound, duration, load_object
+from eventstore.console import NotFound, ProgressLine, duration, load_object
 from eventstore.errors import EventStoreError, InvalidInput
 
 if TYPE_CHECKING:
@@ -237,20 +237,23 @@ def _export(parsed: argparse.Namespace) -> int:
 
     types = None if parsed.types is None else {check_type_name(t) for t in parsed.types}
 
+    line = ProgressLine(sys.stderr)
+
     def show(report: ExportReport) -> None:
-        print(
+        line.show(
             f"  {report.streams:,} streams, {report.versions:,} versions, "
-            f"{duration(report.seconds)}",
-            file=sys.stderr,
-            flush=True,
+            f"{duration(report.seconds)}"
         )
 
     with open_store(parsed.url) as store:
-        if parsed.output is None:
-            report = export(store, sys.stdout, types=types, progress=show)
-        else:
-            with open(parsed.output, "w", encoding="utf-8") as out:
-                report = export(store, out, types=types, progress=show)
+        try:
+            if parsed.output is None:
+                report = export(store, sys.stdout, types=types, progress=show)
+            else:
+                with open(parsed.output, "w", encoding="utf-8") as out:
+                    report = export(store, out, types=types, progress=show)
+        finally:
+            line.end()
     skipped = f" ({report.skipped_trimmed:,} trimmed meanwhile)" if report.skipped_trimmed else ""
     print(
         f"exported {report.versions:,} versions of {report.streams:,} streams{skipped}",
@@ -265,17 +268,20 @@ def _import(parsed: argparse.Namespace) -> int:
 
     classes = [_resource_class(spec) for spec in parsed.types]
 
+    line = ProgressLine(sys.stderr)
+
     def show(report: ImportReport) -> None:
-        print(
+        line.show(
             f"  {report.streams:,} streams, {report.versions:,} versions written, "
-            f"{duration(report.seconds)}",
-            file=sys.stderr,
-            flush=True,
+            f"{duration(report.seconds)}"
         )
 
     try:
         with open_store(parsed.url) as store:
-            report = import_file(store, parsed.file, classes, progress=show)
+            try:
+                report = import_file(store, parsed.file, classes, progress=show)
+            finally:
+                line.end()
     except OSError as e:
         raise InvalidInput(f"cannot read {parsed.file!r}: {e.strerror or e}") from e
     print(
@@ -324,17 +330,20 @@ def _check(parsed: argparse.Namespace) -> int:
 
     classes = [_resource_class(spec) for spec in parsed.types]
 
+    line = ProgressLine(sys.stderr)
+
     def show(report: CheckReport) -> None:
-        print(
+        line.show(
             f"  {report.streams:,} streams, {report.read:,} versions read "
             f"({report.upcast:,} upcast), {len(report.failures):,} failures, "
-            f"{duration(report.seconds)}",
-            file=sys.stderr,
-            flush=True,
+            f"{duration(report.seconds)}"
         )
 
     with open_store(parsed.url) as store:
-        report = check(store, classes, progress=show)
+        try:
+            report = check(store, classes, progress=show)
+        finally:
+            line.end()
     for failure in report.failures:
         print(
             f"FAIL {failure.resource_type} {failure.resource_id!r} version {failure.version}: "

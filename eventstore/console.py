@@ -1,12 +1,13 @@
-"""What the command line shares: loading ``module:Class`` arguments and writing durations for
-people."""
+"""What the command lines share: loading ``module:Class`` arguments, progress lines and
+durations written for people."""
 
 from __future__ import annotations
 
 import importlib
 import os
 import sys
-from typing import Any
+import time
+from typing import Any, TextIO
 
 
 class NotFound(ValueError):
@@ -43,3 +44,42 @@ def duration(seconds: float) -> str:
     if whole < 3600:
         return f"{whole // 60} min {whole % 60:02d} s"
     return f"{whole // 3600} h {whole % 3600 // 60:02d} min"
+
+
+class ProgressLine:
+    """The progress of a long command on ``stream`` (stderr): redrawn in place on a terminal, at
+    most ten times a second; a line every ``every`` seconds elsewhere (logs, CI), so a long run
+    neither floods a log nor stays silent. Call :meth:`end` when the command is done."""
+
+    def __init__(self, stream: TextIO, every: float = 2.0) -> None:
+        self._stream = stream
+        self._tty = stream.isatty()
+        self._every = every
+        self._last: float | None = None
+        self._width = 0  # of the line drawn in place, which a shorter one must cover
+
+    def show(self, text: str, *, final: bool = False) -> None:
+        """Show ``text`` now if it is ``final`` or enough time has passed, else skip it."""
+        now = time.monotonic()
+        wait = 0.1 if self._tty else self._every
+        if not final and self._last is not None and now - self._last < wait:
+            return
+        self._last = now
+        if self._tty:
+            self._stream.write("\r" + text.ljust(self._width))
+            self._width = len(text)
+            if final:
+                self._end_line()
+        else:
+            self._stream.write(text + "\n")
+        self._stream.flush()
+
+    def end(self) -> None:
+        """Finish a line drawn in place, so that what is printed next starts on its own."""
+        if self._width:
+            self._end_line()
+            self._stream.flush()
+
+    def _end_line(self) -> None:
+        self._stream.write("\n")
+        self._width = 0

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from typing import Any, TextIO
 
-from eventstore.console import NotFound, duration, load_object
+from eventstore.console import NotFound, ProgressLine, duration, load_object
 from eventstore.errors import EventStoreError, InvalidInput, ProjectionError
 from projections.projection import Projection, as_projection
 from projections.rebuild import MAX_SEGMENTS, RebuildReport, rebuild
@@ -61,33 +60,19 @@ class ProgressBar:
     otherwise (logs, CI)."""
 
     def __init__(self, stream: TextIO, every: float = 2.0) -> None:
-        self._stream = stream
-        self._tty = stream.isatty()
-        self._every = every
-        self._last = 0.0
+        self._line = ProgressLine(stream, every)
 
     def __call__(self, report: RebuildReport) -> None:
-        now = time.monotonic()
-        final = report.total is not None and report.scanned >= report.total
-        if not final and now - self._last < (0.1 if self._tty else self._every):
-            return
-        self._last = now
         total = report.total or 0
         share = min(1.0, report.scanned / total) if total else 1.0
         filled = int(share * _BAR_WIDTH)
         rate = report.scanned / report.seconds if report.seconds > 0 else 0.0
-        line = (
+        self._line.show(
             f"[{'#' * filled}{'.' * (_BAR_WIDTH - filled)}] {share:4.0%} "
             f"{report.scanned:,}/{total:,} heads  {rate:,.0f}/s  "
-            f"updated {report.updated:,}  {duration(report.seconds)}"
+            f"updated {report.updated:,}  {duration(report.seconds)}",
+            final=report.total is not None and report.scanned >= report.total,
         )
-        if self._tty:
-            self._stream.write("\r" + line)
-            if final:
-                self._stream.write("\n")
-        else:
-            self._stream.write(line + "\n")
-        self._stream.flush()
 
 
 def format_report(report: RebuildReport) -> str:

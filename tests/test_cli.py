@@ -4,8 +4,10 @@ exiting 2, and ``eventstore local``."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -21,6 +23,7 @@ import pytest
 import eventstore
 from eventstore import NO_STREAM, EventStore, Resource, TableOptions
 from eventstore.cli import main
+from eventstore.console import ProgressLine
 from eventstore.local import free_port
 from eventstore.transfer import import_file, parse_line
 from tests.conftest import DYNAMODB_ENDPOINT, drop, dynamodb_url, new_table_name
@@ -214,7 +217,10 @@ def test_import_refuses_a_bad_file_before_writing(
     _fill(source)
     path = tmp_path / "all.jsonl"
     assert main(["export", url, "--output", str(path)]) == 0
-    assert "exported" in capsys.readouterr().err
+    progress = capsys.readouterr().err.splitlines()
+    # Not a terminal: the first progress line at once, then the summary on its own line.
+    assert re.fullmatch(r"  \d+ streams, \d+ versions, [\d.]+ s", progress[0]), progress
+    assert progress[-1].startswith("exported ") and len(progress) <= 3, progress
     lines = path.read_text().splitlines()
     target_url = f"sqlite:///{tmp_path / 'target.db'}"
     assert main(["create-table", target_url]) == 0
@@ -503,3 +509,39 @@ def test_import_refuses_a_stream_another_writer_starts_meanwhile(
             import_file(wrapped, path, [Order])
         assert raised.value.actual == 1
         assert target.read_version(Order, "o-1").state.customer == "someone else"
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_lines_in_a_log_come_every_few_seconds() -> None:
+    log = io.StringIO()
+    line = ProgressLine(log, every=3600.0)
+    line.show("1 stream")  # the first is shown at once
+    line.show("2 streams")  # too soon: skipped
+    line.show("3 streams", final=True)  # the last always shows
+    line.end()  # nothing drawn in place: nothing to finish
+    assert log.getvalue() == "1 stream\n3 streams\n"
+    every = io.StringIO()
+    each = ProgressLine(every, every=0.0)
+    for n in range(3):
+        each.show(f"{n}")
+    assert every.getvalue() == "0\n1\n2\n"
+
+
+def test_progress_line_on_a_terminal_is_redrawn_in_place() -> None:
+    screen = _Terminal()
+    line = ProgressLine(screen, every=3600.0)
+    line.show("12,000 versions")
+    time.sleep(0.11)  # a terminal is redrawn at most ten times a second
+    line.show("9 versions")  # shorter: padded over the longer one
+    line.end()
+    line.end()  # once
+    assert screen.getvalue() == "\r12,000 versions\r9 versions     \n"
+    final = _Terminal()
+    bar = ProgressLine(final)
+    bar.show("done", final=True)
+    bar.end()
+    assert final.getvalue() == "\rdone\n"
