@@ -95,6 +95,7 @@ _NO_INDEX = (None,) * len(_INDEX_COLUMNS)
 
 _KEYS = frozenset(("pk", "sk"))
 _INDEX_NAMES = frozenset(_INDEX_COLUMNS)
+_INDEX_POSITION = {column: i for i, column in enumerate(_INDEX_COLUMNS)}
 
 
 def encode_item(item: Item, skip: frozenset[str] = frozenset()) -> bytes:
@@ -280,11 +281,11 @@ class SQLiteBackend(Backend):
                     if w.condition is not None and not w.condition.holds(current):
                         failures[position] = current
                     elif isinstance(w, Update) and not failures:
-                        row = _row(_updated(w, current))
+                        item = _updated(w, current)
                         if current is None:
-                            rows[position] = row
+                            rows[position] = _row(item)
                         else:
-                            in_place.append(_in_place(row, current))
+                            in_place.append(_in_place(_row(item), item, current))
                 if failures:
                     first = min(failures)
                     raise ConditionFailed(first, failures[first], failures)
@@ -445,20 +446,25 @@ def _row(item: Item) -> tuple[Any, ...]:
     """The SQL row of an item; :class:`ItemTooLarge` if it passes DynamoDB's limit."""
     body = encode_item(item, skip=_KEYS)
     _check_size(item, body)
-    if _INDEX_NAMES.isdisjoint(item):
+    present = _INDEX_NAMES.intersection(item)
+    if not present:
         return (item["pk"], item["sk"], body, *_NO_INDEX)
-    index_values = [_index_value(item.get(column)) for column in _INDEX_COLUMNS]
+    index_values: list[str | None] = list(_NO_INDEX)
+    for column in present:
+        index_values[_INDEX_POSITION[column]] = _index_value(item[column])
     return (item["pk"], item["sk"], body, *index_values)
 
 
-def _in_place(row: tuple[Any, ...], current: Item) -> tuple[str, tuple[Any, ...]]:
-    """The statement that changes an existing item's row into ``row``. Only index columns whose
-    value changes are set: SQLite rewrites an index entry whenever its column is assigned, even
-    to the same value, and a head keeps its listing key on every append."""
+def _in_place(row: tuple[Any, ...], item: Item, current: Item) -> tuple[str, tuple[Any, ...]]:
+    """The statement that changes the row of ``current`` into ``row`` (of ``item``). Only index
+    columns whose value changes are set: SQLite rewrites an index entry whenever its column is
+    assigned, even to the same value, and a head keeps its listing key on every append."""
     changed = tuple(
-        i
-        for i, column in enumerate(_INDEX_COLUMNS)
-        if row[3 + i] != _index_value(current.get(column))
+        sorted(
+            _INDEX_POSITION[column]
+            for column in _INDEX_NAMES.intersection(current).union(_INDEX_NAMES.intersection(item))
+            if row[3 + _INDEX_POSITION[column]] != _index_value(current.get(column))
+        )
     )
     return _update_sql(changed), (row[2], *(row[3 + i] for i in changed), row[0], row[1])
 
