@@ -62,6 +62,7 @@ class Recording(SQLiteBackend):
 
     def __init__(self, path: str) -> None:
         self.batches: list[list[Write]] = []
+        self.updates_from = 0  # the first batch of the timed updates
         self.live = True
         super().__init__(path, synchronous="normal")
 
@@ -131,6 +132,7 @@ def _time_appends(
         v = store.append(order)
         ids.append(v.resource_id)
         versions.append(v.version)
+    backend.updates_from = len(backend.batches)
     backend.live = writes
 
     def appends() -> None:
@@ -151,7 +153,7 @@ def measure(workload: Workload, folder: str, feed: bool) -> dict[str, float]:
     # 1: the whole append, with the write batches recorded (a list append) for part 4.
     recording = Recording(os.path.join(folder, f"{tag}-store.db"))
     whole = _time_appends(recording, workload, feed)
-    first_update = len(workload.initial) + (0 if feed else 1)
+    first_update = recording.updates_from
     # 6: the same appends on a store whose writes (after the creates) go nowhere.
     idle = Recording(os.path.join(folder, f"{tag}-idle.db"))
     own = _time_appends(idle, workload, feed, writes=False)

@@ -245,15 +245,12 @@ def _export(parsed: argparse.Namespace) -> int:
             f"{duration(report.seconds)}"
         )
 
-    with open_store(parsed.url) as store:
-        try:
-            if parsed.output is None:
-                report = export(store, sys.stdout, types=types, progress=show)
-            else:
-                with open(parsed.output, "w", encoding="utf-8") as out:
-                    report = export(store, out, types=types, progress=show)
-        finally:
-            line.end()
+    with open_store(parsed.url) as store, line:
+        if parsed.output is None:
+            report = export(store, sys.stdout, types=types, progress=show)
+        else:
+            with open(parsed.output, "w", encoding="utf-8") as out:
+                report = export(store, out, types=types, progress=show)
     skipped = f" ({report.skipped_trimmed:,} trimmed meanwhile)" if report.skipped_trimmed else ""
     print(
         f"exported {report.versions:,} versions of {report.streams:,} streams{skipped}",
@@ -277,11 +274,8 @@ def _import(parsed: argparse.Namespace) -> int:
         )
 
     try:
-        with open_store(parsed.url) as store:
-            try:
-                report = import_file(store, parsed.file, classes, progress=show)
-            finally:
-                line.end()
+        with open_store(parsed.url) as store, line:
+            report = import_file(store, parsed.file, classes, progress=show)
     except OSError as e:
         raise InvalidInput(f"cannot read {parsed.file!r}: {e.strerror or e}") from e
     print(
@@ -339,11 +333,8 @@ def _check(parsed: argparse.Namespace) -> int:
             f"{duration(report.seconds)}"
         )
 
-    with open_store(parsed.url) as store:
-        try:
-            report = check(store, classes, progress=show)
-        finally:
-            line.end()
+    with open_store(parsed.url) as store, line:
+        report = check(store, classes, progress=show)
     for failure in report.failures:
         print(
             f"FAIL {failure.resource_type} {failure.resource_id!r} version {failure.version}: "

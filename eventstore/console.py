@@ -49,7 +49,8 @@ def duration(seconds: float) -> str:
 class ProgressLine:
     """The progress of a long command on ``stream`` (stderr): redrawn in place on a terminal, at
     most ten times a second; a line every ``every`` seconds elsewhere (logs, CI), so a long run
-    neither floods a log nor stays silent. Call :meth:`end` when the command is done."""
+    neither floods a log nor stays silent. Used as a context manager, it ends the line on exit
+    (:meth:`end`)."""
 
     def __init__(self, stream: TextIO, every: float = 2.0) -> None:
         self._stream = stream
@@ -57,6 +58,12 @@ class ProgressLine:
         self._every = every
         self._last: float | None = None
         self._width = 0  # of the line drawn in place, which a shorter one must cover
+
+    def __enter__(self) -> ProgressLine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.end()
 
     def show(self, text: str, *, final: bool = False) -> None:
         """Show ``text`` now if it is ``final`` or enough time has passed, else skip it."""
