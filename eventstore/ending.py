@@ -86,7 +86,7 @@ class Ending(StoreSurface):
         same id. :class:`StreamNotFound` if there is nothing to erase."""
         cls = check_resource_class(resource_type)
         pk = stream_pk(cls.resource_type, check_resource_id(resource_id))
-        return erase(self.backend, self.clock, pk, progress=progress)
+        return erase(self.backend, self.clock, pk, indexer=self.indexer, progress=progress)
 
     def purge(self, resource_type: type[Resource] | None = None) -> int:
         """Remove the versions of ``resource_type`` (or of every type defined in this process)

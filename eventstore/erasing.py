@@ -5,6 +5,7 @@ versions past their type's ``max_age``."""
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -14,13 +15,18 @@ from eventstore.backends.base import (
     Backend,
     ConditionFailed,
     Delete,
+    Item,
     Put,
     SortCondition,
     Write,
 )
 from eventstore.errors import StreamNotFound
+from eventstore.indexer import Indexer
 from eventstore.keys import VERSION_PREFIX, split_pk
 from eventstore.positions import FeedClock
+
+# How long an erasure on an indexed feed waits for the stream's latest version to be indexed.
+_INDEX_WAIT = 30.0
 
 _log = logging.getLogger("eventstore")
 
@@ -39,12 +45,14 @@ def erase(
     clock: FeedClock,
     pk: str,
     *,
+    indexer: Indexer | None = None,
     progress: Callable[[ErasureReport], None] | None = None,
 ) -> ErasureReport:
     """Remove the stream ``pk``; safe to run again after an interruption (it goes on where it
     stopped). Appends to the stream are refused while it runs; afterwards the stream never
     existed (a new one may start under the same id, from version 1). :class:`StreamNotFound` if
-    the stream holds nothing."""
+    the stream holds nothing. On an indexed feed, ``indexer`` first indexes what the table's
+    stream still holds of it, so that no later indexing names it again."""
     report = ErasureReport()
     pending: list[Write] = []
 
@@ -69,27 +77,16 @@ def erase(
         backend.write([records.erasing_head(pk)])
         report.writes += 1
     partition = clock.partition_of(pk) if clock.partitions() else None
-    cleared: set[int] = set()
+    if partition is not None and clock.mode == records.INDEXED and indexer is not None:
+        _index_first(indexer, partition, pk, head)
     for page in backend.pages(pk, sk=SortCondition("begins_with", VERSION_PREFIX)):
         for item in page.items:
             add(Delete((pk, str(item[records.SK]))))
             report.items_deleted += 1
-            position = item.get(records.POSITION)
-            if partition is not None and isinstance(position, int):
-                add(Put(records.erased_entry(partition, position)))
-                cleared.add(position)
-                report.feed_entries_cleared += 1
-    if partition is not None and (head is None or records.number(head, records.LOWEST) > 1):
-        # Versions trimmed earlier left feed entries naming the stream, and no version item to
-        # find them by: read the partition's feed for them.
-        last = clock.last(partition, read=True)
-        for block in range(0, last // records.FEED_BLOCK + 1):
-            for page in backend.pages(records.entry_block(partition, block * records.FEED_BLOCK)):
-                for item in page.items:
-                    position = int(str(item[records.SK]))
-                    if item.get(records.STREAM) == pk and position not in cleared:
-                        add(Put(records.erased_entry(partition, position)))
-                        report.feed_entries_cleared += 1
+    if partition is not None:
+        # Every entry naming the stream, found in the feed itself: versions trimmed, or removed
+        # by DynamoDB's TTL, left entries that no version item leads to.
+        report.feed_entries_cleared += _clear_feed(backend, clock, partition, pk, report, add)
     flush()
     if head is not None:
         backend.write([Delete(records.head_key(pk))])
@@ -105,6 +102,72 @@ def erase(
     if progress is not None:
         progress(report)
     return report
+
+
+def _index_first(indexer: Indexer, partition: int, pk: str, head: Item | None) -> None:
+    """Index the stream's versions that the table's stream holds and the index does not yet,
+    up to its latest (commits to it are refused from now on), so none is indexed after the
+    erasure clears the index."""
+    if head is None or records.is_erasing(head):
+        return
+    latest = records.number(head, records.VERSION)
+    deadline = time.monotonic() + _INDEX_WAIT
+    searched = 0
+    while True:
+        indexer.catch_up(until=deadline)
+        newest = indexer.clock.last(partition, read=True)
+        if indexer.find(partition, pk, latest, after=searched) is not None:
+            return
+        searched = newest
+        if time.monotonic() > deadline:
+            _log.warning(
+                "erasing %s: version %d is not in the feed's index after %.0f s; if an indexer "
+                "indexes it later, its entry will name the stream (erase again then)",
+                pk,
+                latest,
+                _INDEX_WAIT,
+            )
+            return
+        time.sleep(0.1)
+
+
+def _clear_feed(
+    backend: Backend,
+    clock: FeedClock,
+    partition: int,
+    pk: str,
+    report: ErasureReport,
+    add: Callable[[Write], None],
+) -> int:
+    """Make every feed entry of ``partition`` that names ``pk`` name nothing (keeping its
+    position); return how many. Reads the whole partition's feed."""
+    cleared = 0
+    last = clock.last(partition, read=True)
+    for block in range(0, last // records.FEED_BLOCK + 1):
+        for page in backend.pages(records.entry_block(partition, block * records.FEED_BLOCK)):
+            for item in page.items:
+                if not records.is_chunk(item):
+                    if item.get(records.STREAM) == pk:
+                        position = int(str(item[records.SK]))
+                        add(Put(records.erased_entry(partition, position)))
+                        cleared += 1
+                    continue
+                while True:
+                    entries = records.feed_entries(item)
+                    if not any(found == pk for _, found, _ in entries):
+                        break
+                    blanked = [("", 0) if p == pk else (p, n) for _, p, n in entries]
+                    try:
+                        backend.write([records.chunk_rewrite(item, partition, blanked)])
+                    except ConditionFailed as e:
+                        # Another erasure rewrote the chunk first: blank ours in its version.
+                        assert e.item is not None
+                        item = e.item
+                        continue
+                    report.writes += 1
+                    cleared += sum(1 for _, p, _ in entries if p == pk)
+                    break
+    return cleared
 
 
 def purge_stream(backend: Backend, pk: str, now: float) -> int:

@@ -70,8 +70,10 @@ class ConcurrencyError(EventStoreError):
 
 
 class ContentionError(ConcurrencyError):
-    """An ``expected_version=ANY`` append kept losing races with other writers of the stream for
-    its whole time budget (``attempts`` tries in ``elapsed`` seconds). Nothing was written."""
+    """A commit kept losing races for its whole time budget (``attempts`` tries in ``elapsed``
+    seconds): to other writers of the stream (an ``expected_version=ANY`` append), or, when
+    ``partition`` is set, to other commits moving that inline feed partition's counter. Nothing
+    was written."""
 
     def __init__(
         self,
@@ -82,10 +84,20 @@ class ContentionError(ConcurrencyError):
         *,
         attempts: int,
         elapsed: float,
+        partition: int | None = None,
     ) -> None:
         super().__init__(resource_type, resource_id, expected, actual)
         self.attempts = attempts
         self.elapsed = elapsed
+        self.partition = partition
+        if partition is not None:
+            self.args = (
+                f"{resource_type} {resource_id!r}: the commit lost the counter of inline feed "
+                f"partition {partition} to other commits {attempts} times in {elapsed:.1f} s "
+                "(nobody else wrote the stream; the inline feed caps a table's append rate: see "
+                "docs/feed.md for the indexed feed)",
+            )
+            return
         self.args = (
             f"{resource_type} {resource_id!r}: an append with expected_version={expected} lost "
             f"to other writers {attempts} times in {elapsed:.1f} s (contention); the stream is "
@@ -236,6 +248,11 @@ class SchemaMismatch(EventStoreError):
             f"{resource_type} {resource_id!r} version {version} (stored under schema {stored}, "
             f"the code is at schema {current}): {reason}"
         )
+
+
+class IndexTimeout(EventStoreError, TimeoutError):
+    """:meth:`EventStore.wait_indexed` did not find the version in the feed's index in time
+    (no indexer running, or one that lags)."""
 
 
 class BackendError(EventStoreError):

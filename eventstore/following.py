@@ -3,20 +3,25 @@ checkpoints of those who follow it. :class:`eventstore.EventStore` is made of th
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
+import time
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from eventstore import records
 from eventstore.backends.base import Backend, ConditionFailed
-from eventstore.errors import ConcurrencyError, InvalidInput, WrongType
+from eventstore.errors import ConcurrencyError, IndexTimeout, InvalidInput, WrongType
+from eventstore.indexer import Indexer, IndexReport
 from eventstore.inputs import Checkpoint
-from eventstore.keys import check_type_name
+from eventstore.keys import check_type_name, stream_pk
 from eventstore.positions import FeedClock
 from eventstore.querying import check_limit
 from eventstore.reading import FeedEntry, FeedPage, Reader
 from eventstore.resource import Resource, Version, check_resource_class
 from eventstore.subscription import Subscription
+
+R = TypeVar("R", bound=Resource)
 
 
 class Following:
@@ -25,6 +30,52 @@ class Following:
     backend: Backend
     reader: Reader
     clock: FeedClock
+    indexer: Indexer
+    index_on_read: bool
+
+    def _catch_up(self) -> None:
+        """On an indexed table, index what the stream holds before reading the feed (unless the
+        store was opened with ``index_on_read=False``: an indexer runs elsewhere)."""
+        if self.index_on_read and self.clock.mode == records.INDEXED:
+            self.indexer.catch_up()
+
+    def catch_up_index(self) -> IndexReport:
+        """Run the indexer once over what the table's stream holds now (indexed tables)."""
+        return self.indexer.catch_up()
+
+    def wait_indexed(self, version: Version[R], timeout: float = 10.0) -> Version[R]:
+        """``version`` with its feed position, once the index holds it: for a caller that needs
+        to find its own append in the feed (read-your-writes). Catches the index up itself
+        unless the store was opened with ``index_on_read=False``. :class:`IndexTimeout` if it is
+        not indexed within ``timeout`` seconds. On an inline feed the version already has it."""
+        if not isinstance(version, Version):
+            raise WrongType(f"wait_indexed() takes a Version, got {type(version).__name__}")
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout < 0:
+            raise InvalidInput(f"timeout must be a number of seconds >= 0, got {timeout!r}")
+        if version.position is not None:
+            return version
+        if self.clock.mode != records.INDEXED:
+            raise InvalidInput("this table has no feed: versions get no position")
+        pk = stream_pk(version.resource_type, version.resource_id)
+        partition = self.clock.partition_of(pk)
+        deadline = time.monotonic() + timeout
+        searched = 0
+        delay = 0.01
+        while True:
+            if self.index_on_read:
+                self.indexer.catch_up(until=deadline)
+            newest = self.clock.last(partition, read=True)
+            found = self.indexer.find(partition, pk, version.version, after=searched)
+            if found is not None:
+                return dataclasses.replace(version, position=found)
+            searched = newest
+            if time.monotonic() + delay > deadline:
+                raise IndexTimeout(
+                    f"{version.resource_type} {version.resource_id!r} version {version.version} "
+                    f"was not indexed within {timeout} s (is an indexer running? see docs/feed.md)"
+                )
+            time.sleep(delay)
+            delay = min(delay * 2, 0.5)
 
     def feed(
         self,
@@ -42,6 +93,7 @@ class Following:
         over without error."""
         check = self._feed_args(after, limit, partition)
         names = self._type_names(types)
+        self._catch_up()
         pages = self.reader.feed_pages(check, after, types=names)
         versions = (version for page in pages for version in page.versions)
         return versions if limit is None else itertools.islice(versions, limit)
@@ -50,6 +102,7 @@ class Following:
         """The feed's positions after ``after`` as entries (type, id, version, event) without
         decoding states: what ``eventstore feed`` prints."""
         check = self._feed_args(after, None, partition)
+        self._catch_up()
         for page in self.reader.feed_pages(check, after, decode=False):
             yield from page.entries
 
@@ -65,6 +118,7 @@ class Following:
         reaches (past versions passed over), which is where a runner's checkpoint goes."""
         check = self._feed_args(after, None, partition)
         size = check_limit(page_size)
+        self._catch_up()
         return self.reader.feed_pages(check, after, types=self._type_names(types), page_size=size)
 
     def checkpoint(self, name: str) -> int:
@@ -88,7 +142,9 @@ class Following:
 
     def last_position(self, *, partition: int = 0) -> int:
         """The highest committed position of feed ``partition`` (0 for an empty feed)."""
-        return self.clock.last(self.clock.check(partition), read=True)
+        checked = self.clock.check(partition)
+        self._catch_up()
+        return self.clock.last(checked, read=True)
 
     def subscribe(
         self,
@@ -106,7 +162,14 @@ class Following:
             raise WrongType("poll_interval must be a number of seconds")
         if not 0 < poll_interval <= 60:
             raise InvalidInput("poll_interval must be more than 0 and at most 60 seconds")
-        return Subscription(self.reader, check, after, self._type_names(types), poll_interval)
+        return Subscription(
+            self.reader,
+            check,
+            after,
+            self._type_names(types),
+            poll_interval,
+            refresh=self._catch_up,
+        )
 
     def _feed_args(self, after: object, limit: object, partition: object) -> int:
         if isinstance(after, bool) or not isinstance(after, int) or after < 0:

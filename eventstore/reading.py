@@ -11,6 +11,7 @@ missing under a version the head still holds is :class:`CorruptRecord`.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -425,23 +426,31 @@ class Reader:
                 consistent=True,
             )
             entries: list[tuple[int, str, int]] = []
+            gap = False
             for item in page.items:
-                found = records.entry(item)
-                if found[0] != position + 1 + len(entries):
-                    break  # a commit not visible yet: never read past a gap
-                entries.append(found)
+                for found in records.feed_entries(item):
+                    if found[0] < first:
+                        continue  # a chunk's positions before the ones asked for
+                    if found[0] != first + len(entries):
+                        gap = True  # a commit not visible yet: never read past a gap
+                        break
+                    entries.append(found)
+                if gap:
+                    break
             if not entries:
                 return
-            # An erased stream's entries (no stream key) are listed, never decoded.
-            wanted = [
-                e
-                for e in entries
-                if (not e[1] and not decode)
-                or (e[1] and (types is None or split_pk(e[1])[0] in types))
-            ]
-            yield self._feed_page(wanted, entries[-1][0], decode)
+            for start in range(0, len(entries), page_size):
+                part = entries[start : start + page_size]
+                # An erased stream's entries (no stream key) are listed, never decoded.
+                wanted = [
+                    e
+                    for e in part
+                    if (not e[1] and not decode)
+                    or (e[1] and (types is None or split_pk(e[1])[0] in types))
+                ]
+                yield self._feed_page(wanted, part[-1][0], decode)
             position = entries[-1][0]
-            if len(entries) < len(page.items):
+            if gap:
                 return
             if page.last_key is None and records.entry_block(partition, position + 1) == block:
                 return
@@ -487,8 +496,12 @@ class Reader:
             base = keyframe_of(number, KEYFRAME_INTERVAL)
             keyframe = found.get(records.keyframe_key(pk, number))
             known = {base: self.keyframe(pk, base, keyframe)} if keyframe is not None else {}
+            stored = records.stored_version(pk, number, item)
+            if stored.position is None:
+                # Indexed feeds keep positions in the index only, not on the version item.
+                stored = dataclasses.replace(stored, position=position)
             try:
-                versions.append(self.decode(cls, records.stored_version(pk, number, item), known))
+                versions.append(self.decode(cls, stored, known))
             except (VersionNotFound, StreamNotFound):
                 skipped += 1
         return FeedPage(versions, listed, last, skipped)

@@ -18,7 +18,7 @@ Nothing else in ``eventstore`` or ``projections`` spells an attribute name.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -31,6 +31,7 @@ from eventstore.backends.base import (
     Delete,
     Item,
     Key,
+    Put,
     Update,
     Value,
     Write,
@@ -80,6 +81,7 @@ PARTITIONS = "n"
 CHECKPOINT = "after"
 COUNT = "scanned"
 SECRET = "k"
+DONE = "done"
 #: The index that lists the streams of a type in creation order.
 LISTING = "gsi0"
 LISTING_PK, LISTING_SK = index_keys(LISTING)
@@ -434,20 +436,45 @@ def bound_update(pk: str, lowest: int, reached: int) -> Update:
 
 # -- the feed --------------------------------------------------------------------------------
 #
-# Each feed partition has a counter item (the last position it gave out) and one entry item per
-# position, naming the stream and version. Entries live in blocks of FEED_BLOCK positions per
-# partition key, so no single key collects the whole log. A commit updates the counter
-# conditionally and puts its entries in the same atomic write, so positions are gapless and in
-# commit order.
+# A table's feed is in one of three modes (FEED_MODES), recorded in its configuration item with
+# its number of partitions. Both modes that give positions keep, per partition, a counter item
+# (the last position given out) and the entries, in blocks of FEED_BLOCK positions per partition
+# key so that no single key collects the whole log:
+#
+# - inline: a commit moves the counter conditionally and puts one entry item per version in its
+#   own atomic write, so positions are gapless and in commit order;
+# - indexed: appends write nothing of the feed; the indexer (eventstore.indexer) reads the
+#   table's DynamoDB Stream and writes chunk items, each naming many consecutive positions, with
+#   the counter move and its place in the stream's shard in one atomic write. A chunk never
+#   spans two blocks and is keyed by its last position, so the chunk holding position p is the
+#   first one at or after p in its block.
 
-#: Where the table's feed configuration lives (its number of partitions; 0: no feed).
+#: Where the table's feed configuration lives (mode and number of partitions).
 FEED_CONFIG_KEY: Key = ("_config", "feed")
 #: Feed positions per entry partition key.
 FEED_BLOCK = 10_000
+FEED_MODE = "mode"
+INDEXED, INLINE, NO_FEED = "indexed", "inline", "none"
+FEED_MODES = (INDEXED, INLINE, NO_FEED)
+#: On a chunk item: its first position, and its entries (codec-encoded JSON).
+CHUNK_FIRST = "f"
+CHUNK = "c"
 
 
-def feed_config_item(partitions: int) -> Item:
-    return {PK: FEED_CONFIG_KEY[0], SK: FEED_CONFIG_KEY[1], PARTITIONS: partitions}
+def feed_config_item(mode: str, partitions: int) -> Item:
+    return {PK: FEED_CONFIG_KEY[0], SK: FEED_CONFIG_KEY[1], PARTITIONS: partitions, FEED_MODE: mode}
+
+
+def feed_config(item: Mapping[str, Value]) -> tuple[str, int]:
+    """``(mode, partitions)`` of a configuration item. Items written before modes existed hold
+    only the partitions: 0 was a table without a feed, any other number an inline feed."""
+    partitions = number(item, PARTITIONS)
+    mode = item.get(FEED_MODE)
+    if mode is None:
+        mode = NO_FEED if partitions == 0 else INLINE
+    if mode not in FEED_MODES:
+        raise BackendError(f"the feed configuration holds an unknown mode {mode!r}")
+    return str(mode), partitions
 
 
 def counter_key(partition: int) -> Key:
@@ -485,8 +512,8 @@ def entry_item(partition: int, position: int, pk: str, number: int) -> Item:
 
 
 def entry(item: Mapping[str, Value]) -> tuple[int, str, int]:
-    """``(position, stream pk, version)`` of a feed entry; an erased stream's entry keeps its
-    position with an empty stream key and version 0."""
+    """``(position, stream pk, version)`` of an inline feed entry; an erased stream's entry keeps
+    its position with an empty stream key and version 0."""
     if STREAM not in item:
         return int(str(item[SK])), "", 0
     return int(str(item[SK])), str(item[STREAM]), number(item, VERSION)
@@ -495,6 +522,84 @@ def entry(item: Mapping[str, Value]) -> tuple[int, str, int]:
 def erased_entry(partition: int, position: int) -> Item:
     """The feed entry of a version of an erased stream: the position, nothing else."""
     return {PK: entry_block(partition, position), SK: entry_sk(position), DELETED: 1}
+
+
+#: Most positions one chunk item names (about 40 KB of entries before compression).
+CHUNK_ENTRIES = 1000
+
+
+def chunk_item(partition: int, first: int, entries: Sequence[tuple[str, int]]) -> Item:
+    """The chunk naming positions ``first``, ``first + 1``, ... of ``partition``: one
+    ``(stream pk, version)`` per position (``("", 0)`` for an erased stream's). It must not
+    cross a block."""
+    last = first + len(entries) - 1
+    if not entries or entry_block(partition, first) != entry_block(partition, last):
+        raise ValueError("a chunk holds 1 or more positions of one block")
+    data = json.dumps([[pk, n] for pk, n in entries], separators=(",", ":")).encode()
+    return {
+        PK: entry_block(partition, first),
+        SK: entry_sk(last),
+        CHUNK_FIRST: first,
+        CHUNK: codec.encode(data, threshold=256),
+    }
+
+
+def is_chunk(item: Mapping[str, Value]) -> bool:
+    return CHUNK in item
+
+
+def feed_entries(item: Mapping[str, Value]) -> list[tuple[int, str, int]]:
+    """Every ``(position, stream pk, version)`` an index item names: one for an inline entry,
+    many for a chunk (an erased stream's with an empty key and version 0)."""
+    if not is_chunk(item):
+        return [entry(item)]
+    first, blob = number(item, CHUNK_FIRST), item[CHUNK]
+    try:
+        if not isinstance(blob, bytes):
+            raise ValueError("not bytes")
+        listed = json.loads(codec.decode(blob, max_size=CHUNK_ENTRIES * 4096))
+        found = [(first + i, str(pk), int(n)) for i, (pk, n) in enumerate(listed)]
+    except (ValueError, TypeError, codec.CodecError) as e:
+        raise BackendError(f"feed chunk {item.get(PK)!r}/{item.get(SK)!r} is damaged: {e}") from e
+    if not found or found[-1][0] != int(str(item[SK])):
+        raise BackendError(f"feed chunk {item.get(PK)!r}/{item.get(SK)!r} is damaged")
+    return found
+
+
+def chunk_rewrite(
+    item: Mapping[str, Value], partition: int, entries: Sequence[tuple[str, int]]
+) -> Put:
+    """Replace a chunk's entries (an erasure blanks a stream's), provided nobody changed the
+    chunk since it was read (two erasures may rewrite one chunk)."""
+    new = chunk_item(partition, number(item, CHUNK_FIRST), entries)
+    return Put(new, Condition(equals={CHUNK: item[CHUNK]}))
+
+
+#: Where the indexer keeps, per shard of the table's stream, the last record it indexed.
+def shard_key(shard: str) -> Key:
+    return ("_index#shards", shard)
+
+
+def shard_move(shard: str, previous: str | None, sequence: str, *, done: bool) -> Update:
+    """Record ``sequence`` as the last record of ``shard`` that the index holds (``done``: the
+    shard is closed and fully read), provided it is still at ``previous``."""
+    condition = (
+        Condition(exists=False) if previous is None else Condition(equals={CHECKPOINT: previous})
+    )
+    to_set: dict[str, Value] = {CHECKPOINT: sequence}
+    if done:
+        to_set[DONE] = True
+    return Update(shard_key(shard), set=to_set, condition=condition)
+
+
+def shard_progress(item: Mapping[str, Value] | None) -> tuple[str | None, bool]:
+    """``(last sequence number indexed, shard done)`` of a shard's progress item."""
+    if item is None:
+        return None, False
+    value = item.get(CHECKPOINT)
+    if not isinstance(value, str):
+        raise BackendError(f"index progress item {item.get(SK)!r} is damaged")
+    return value, item.get(DONE) is True
 
 
 # -- eventsourcing's stored events (eventstore.integrations.eventsourcing) -----------------

@@ -3,9 +3,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from typing import Any, TypeVar, cast, overload
+from typing import Any, Literal, TypeVar, cast, overload
 
 from eventstore import codec
 from eventstore.backends.base import Backend, TableOptions
@@ -15,6 +16,7 @@ from eventstore.errors import InvalidInput, WrongType
 from eventstore.everyday import Everyday
 from eventstore.following import Following
 from eventstore.ids import parse_version_id
+from eventstore.indexer import Indexer
 from eventstore.indexing import IndexPlan, IndexProjection
 from eventstore.inputs import (
     ANY,
@@ -26,7 +28,7 @@ from eventstore.inputs import (
 )
 from eventstore.keyframes import KeyframeCache
 from eventstore.keys import MAX_VERSION, check_resource_id, stream_pk
-from eventstore.positions import FeedClock
+from eventstore.positions import FeedClock, check_config
 from eventstore.querying import Querying, check_limit
 from eventstore.reading import Reader, ReplayPage
 from eventstore.resource import Resource, Version, check_resource_class, registered_types
@@ -60,6 +62,7 @@ class EventStore(Following, Querying, Everyday, Ending):
         contention_budget: float = 10.0,
         owns_backend: bool = False,
         clock: Callable[[], float] = time.time,
+        index_on_read: bool = True,
     ) -> None:
         self.backend = backend
         self.owns_backend = owns_backend
@@ -70,6 +73,11 @@ class EventStore(Following, Querying, Everyday, Ending):
             backend, KeyframeCache(keyframe_cache_bytes), max_state_size, clock=clock
         )
         self.clock = FeedClock(backend)
+        #: Gives an indexed feed its positions from the table's stream (``eventstore index``).
+        self.indexer = Indexer(backend, self.clock)
+        if not isinstance(index_on_read, bool):
+            raise WrongType("index_on_read must be True or False")
+        self.index_on_read = index_on_read
         #: Sends commits; what ``eventstore.transfer`` imports through.
         self.writer = Writer(
             backend,
@@ -81,19 +89,41 @@ class EventStore(Following, Querying, Everyday, Ending):
         self._cursors = CursorSigner(backend, cursor_secret)
 
     def create_table(
-        self, *, feed_partitions: int = 1, options: TableOptions | None = None
+        self,
+        *,
+        feed: Literal["indexed", "inline", "none"] | None = None,
+        feed_partitions: int | None = None,
+        options: TableOptions | None = None,
     ) -> None:
-        """Create the table and its indexes if missing, and record its change feed's number of
-        partitions (idempotent; a table keeps the number it was made with). ``feed_partitions=0``
-        makes a table without a feed: appends keep the cost they had before the feed.
+        """Create the table and its indexes if missing, and record how its change feed gives
+        positions (idempotent; a table keeps the mode and partitions it was made with).
+
+        ``feed``: ``"indexed"`` (the DynamoDB default: appends write only their own stream's
+        items; an indexer reading the table's DynamoDB stream, turned on here, gives positions
+        after the commit), ``"inline"`` (each commit takes its positions from a counter item
+        in its own atomic write: strict commit order, for low write rates) or ``"none"``. SQLite
+        and memory give positions inside their write transaction whatever the mode.
+        ``feed_partitions`` splits the feed by a hash of the stream (0: no feed; default 1).
+        Left out, both keep what an existing table was created with.
 
         ``options`` (DynamoDB only) set billing and capacity, point-in-time recovery, a KMS key,
         tags, a DynamoDB stream and deletion protection when the table is created; an existing
-        table keeps its settings. Embedded backends refuse options (:class:`InvalidInput`)."""
+        table keeps its settings. Embedded backends refuse options (:class:`InvalidInput`).
+        Every argument is checked before anything is created."""
         if options is not None and not isinstance(options, TableOptions):
             raise WrongType(f"options must be TableOptions, got {type(options).__name__}")
+        check_config(feed, feed_partitions)
+        if feed == "indexed" and self.backend.serialised:
+            feed = "inline"  # positions in the write transaction, whatever the mode
+        if feed in (None, "indexed") and feed_partitions != 0 and not self.backend.serialised:
+            chosen = options or TableOptions()
+            if chosen.stream is None:
+                # Keys are all the indexer reads: the stream carries no state (nothing to
+                # erase from it, smaller Lambda batches). An existing table keeps its settings;
+                # an indexed feed turns its stream on below if it has none.
+                options = dataclasses.replace(chosen, stream="KEYS_ONLY")
         self.backend.create_table(options)
-        self.clock.configure(feed_partitions)
+        self.clock.configure(feed, feed_partitions)
 
     def close(self) -> None:
         """Close the backend if this store opened it (:func:`eventstore.open` does); a store

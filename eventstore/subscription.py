@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from eventstore.reading import Reader
@@ -26,11 +26,14 @@ class Subscription:
         after: int,
         types: frozenset[str] | None,
         poll_interval: float,
+        *,
+        refresh: Callable[[], object] | None = None,
     ) -> None:
         self._reader = reader
         self._partition = partition
         self._types = types
         self._poll = poll_interval
+        self._refresh = refresh
         self._stopped = threading.Event()
         self.position = after
 
@@ -50,6 +53,9 @@ class Subscription:
     def __iter__(self) -> Iterator[Version[Any]]:
         while not self._stopped.is_set():
             moved = False
+            if self._refresh is not None:
+                # An indexed feed: index what the table's stream holds first.
+                self._refresh()
             for page in self._reader.feed_pages(self._partition, self.position, types=self._types):
                 for version in page.versions:
                     if self._stopped.is_set():

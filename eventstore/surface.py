@@ -7,6 +7,7 @@ from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from eventstore.backends.base import Backend, Item
+from eventstore.indexer import Indexer
 from eventstore.inputs import NO_STREAM, Expect
 from eventstore.positions import FeedClock
 from eventstore.reading import Reader
@@ -23,6 +24,7 @@ class StoreSurface:
     reader: Reader
     clock: FeedClock
     writer: Writer
+    indexer: Indexer
 
     if TYPE_CHECKING:  # defined by EventStore
 

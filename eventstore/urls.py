@@ -62,13 +62,16 @@ def open_store(
     *,
     projections: Iterable[IndexProjection] = (),
     cursor_secret: bytes | None = None,
+    index_on_read: bool = True,
     **options: Any,
 ) -> EventStore:
-    """Open a store. See :func:`backend_from_url` for the URLs; ``projections`` and
-    ``cursor_secret`` go to :class:`EventStore`, other options to the backend."""
+    """Open a store. See :func:`backend_from_url` for the URLs; ``projections``,
+    ``cursor_secret`` and ``index_on_read`` go to :class:`EventStore`, other options to the
+    backend."""
     return EventStore(
         backend_from_url(url, **options),
         projections=projections,
         cursor_secret=cursor_secret,
         owns_backend=True,
+        index_on_read=index_on_read,
     )

@@ -24,6 +24,7 @@ from eventstore.backends.base import (
     Update,
     Value,
     Write,
+    WriteConflict,
 )
 from eventstore.backends.sizes import item_size
 from eventstore.backoff import Backoff
@@ -42,6 +43,8 @@ from eventstore.reading import Reader
 from eventstore.resource import FrozenDict, Resource, Version
 
 _log = logging.getLogger("eventstore")
+# In _Write.counters_at: the write recording the table's feed configuration.
+_CONFIG = -1
 # Refusals that are not conflicts (a writer's clock behind the stream's last id, a retention bound
 # learnt late) are corrected from the refused head; more than this many in a row is a conflict.
 _MAX_CORRECTIONS = 20
@@ -195,11 +198,27 @@ class Writer:
                     # ten minutes of token memory: a token of each attempt's own (the backend
                     # repeats it when it retries the same request).
                     token = uuid.uuid4().hex
-                self.backend.write(atomic.writes, token=token)
+                inline = bool(atomic.counters_at)
+                self.backend.write(
+                    atomic.writes, token=token, conflicts="raise" if inline else "retry"
+                )
                 break
+            except WriteConflict as e:
+                # Other transactions were moving a feed counter (or a head) at that moment: read
+                # the counters again (they moved) and retry, after a short wait if a stream's
+                # own items were concerned.
+                feed_only = e.indexes <= set(atomic.counters_at)
+                self._reread_counters(atomic)
+                if feed_only and backoff.elapsed < self.contention_budget:
+                    backoff.tries += 1
+                    continue
+                if not backoff.wait():
+                    raise self._contention(streams, atomic, backoff) from None
+                continue
             except ConditionFailed as e:
                 conflicts: list[Conflict] = []
-                raced: list[_Stream | None] = []
+                raced: list[_Stream] = []
+                feed_raced = False
                 for index, current in e.failures.items():
                     if index == moved_at and checkpoint is not None:
                         # Another runner of the same name moved the checkpoint first.
@@ -209,12 +228,17 @@ class Writer:
                         )
                         continue
                     if index in atomic.counters_at:
-                        # Another commit took the positions guessed here: learn where the
-                        # partition's counter is and try again.
+                        # Another commit took the positions guessed here (or recorded the
+                        # table's configuration): learn from the refusal and try again.
                         partition = atomic.counters_at[index]
-                        found = 0 if current is None else records.number(current, records.POSITION)
-                        self.clock.learn(partition, found)
-                        raced.append(None)
+                        if partition == _CONFIG:
+                            self.clock.learn_config(current)
+                        else:
+                            found = (
+                                0 if current is None else records.number(current, records.POSITION)
+                            )
+                            self.clock.learn(partition, found)
+                        feed_raced = True
                         continue
                     s = atomic.heads_at.get(index)  # type: ignore[assignment]
                     if s is None:
@@ -282,19 +306,51 @@ class Writer:
                     _log.debug("commit refused: %s", "; ".join(map(str, conflicts)))
                     raise ConcurrencyError.of(conflicts) from None
                 _log.debug("commit lost a race (attempt %d), trying again", backoff.tries)
-                if raced and not backoff.wait():
-                    s = next((r for r in raced if r is not None), next(iter(streams.values())))
-                    raise ContentionError(
-                        s.first.cls.resource_type,
-                        s.first.resource_id,
-                        s.first.expected,
-                        s.previous,
-                        attempts=backoff.tries,
-                        elapsed=backoff.elapsed,
-                    ) from None
+                if raced:
+                    # Another writer of the stream won: wait a little (it may write again).
+                    if not backoff.wait():
+                        raise self._contention(streams, atomic, backoff, raced[0]) from None
+                elif feed_raced:
+                    # Only the feed counter moved, and the refusal told where it is now: the
+                    # next attempt is right unless yet another commit lands first, so it goes
+                    # at once (a sleeping writer would come back stale and starve).
+                    backoff.tries += 1
+                    if backoff.elapsed >= self.contention_budget:
+                        raise self._contention(streams, atomic, backoff) from None
         for partition, (_, last) in atomic.partitions.items():
             self.clock.learn(partition, last)
         return self._settle(batch, list(plans.values()))
+
+    def _reread_counters(self, atomic: _Write) -> None:
+        partitions = [p for p in atomic.counters_at.values() if p != _CONFIG]
+        found = self.backend.get([records.counter_key(p) for p in partitions])
+        for partition, item in zip(partitions, found, strict=True):
+            self.clock.learn(
+                partition, 0 if item is None else records.number(item, records.POSITION)
+            )
+
+    def _contention(
+        self,
+        streams: dict[str, _Stream],
+        atomic: _Write,
+        backoff: Backoff,
+        lost_to: _Stream | None = None,
+    ) -> ContentionError:
+        """What a commit that kept losing raises: naming the stream whose other writers won, or
+        the feed partition whose counter other commits kept moving."""
+        s = lost_to or next(iter(streams.values()))
+        partition = None
+        if lost_to is None:
+            partition = next((p for p in atomic.counters_at.values() if p != _CONFIG), None)
+        return ContentionError(
+            s.first.cls.resource_type,
+            s.first.resource_id,
+            s.first.expected,
+            s.previous,
+            attempts=backoff.tries,
+            elapsed=backoff.elapsed,
+            partition=partition,
+        )
 
     def _settle(self, batch: Sequence[Prepared], plans: list[_Plan]) -> list[Version[Any]]:
         """After the write: finish long trims, remember keyframes, make the versions."""
@@ -412,7 +468,7 @@ class Writer:
         counters_at: dict[int, int] = {}
         partitions: dict[int, tuple[int, int]] = {}
         by_stream = {id(plan.stream): plan for plan in plans}
-        if self.clock.partitions():
+        if self.clock.mode == records.INLINE and self.clock.partitions():
             # Positions in the order of the commit's appends, consecutive in each partition.
             for s, i in order:
                 plan = by_stream[id(s)]
@@ -429,6 +485,11 @@ class Writer:
             for partition, (previous, last) in partitions.items():
                 counters_at[len(writes)] = partition
                 writes.append(records.counter_update(partition, previous, last))
+            if not self.clock.recorded:
+                # The table's implicit configuration, recorded by its first commit, so that
+                # nobody can give it other partitions once positions exist.
+                counters_at[len(writes)] = _CONFIG
+                writes.append(self.clock.config_put((records.INLINE, 1)))
         heads = len(plans)
         if len(writes) + heads > MAX_WRITE_ACTIONS:
             raise CommitTooLarge("actions", len(writes) + heads, MAX_WRITE_ACTIONS)

@@ -9,6 +9,7 @@ number ``after``. Writes pass straight through.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Literal
 
 from eventstore.backends.base import Backend, Item, Key, Page, SortCondition, TableOptions, Write
 
@@ -40,8 +41,14 @@ class Interleaving(Backend):
             self.fired = True
             self.action()
 
-    def write(self, writes: Sequence[Write], *, token: str | None = None) -> None:
-        self.inner.write(writes, token=token)
+    def write(
+        self,
+        writes: Sequence[Write],
+        *,
+        token: str | None = None,
+        conflicts: Literal["retry", "raise"] = "retry",
+    ) -> None:
+        self.inner.write(writes, token=token, conflicts=conflicts)
 
     def get(self, keys: Sequence[Key], *, consistent: bool = True) -> list[Item | None]:
         found: list[Item | None] = []

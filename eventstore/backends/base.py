@@ -161,6 +161,52 @@ class ConditionFailed(Exception):
         super().__init__(f"condition of write {index} failed")
 
 
+@dataclass(frozen=True)
+class Change:
+    """One record of a table's change stream: which item changed and how, and its place in its
+    shard (sequence numbers increase within a shard; compare them as integers)."""
+
+    key: Key
+    kind: Literal["INSERT", "MODIFY", "REMOVE"]
+    sequence: str
+
+
+@dataclass(frozen=True)
+class Shard:
+    """A shard of a change stream. A shard's records come after every record of its parent."""
+
+    shard_id: str
+    parent: str | None
+
+
+class ChangeStream(abc.ABC):
+    """The table's stream of item changes (DynamoDB Streams): every committed write, each item's
+    changes in the order they were made, kept for a limited time (24 hours on DynamoDB)."""
+
+    @abc.abstractmethod
+    def shards(self) -> list[Shard]:
+        """Every shard the stream still holds, parents before their children."""
+
+    @abc.abstractmethod
+    def read(
+        self, shard: str, after: str | None, *, limit: int = 1000
+    ) -> tuple[list[Change], bool]:
+        """Up to ``limit`` records of ``shard`` after sequence number ``after`` (``None``: from
+        the oldest record kept), oldest first, and whether the shard is closed and has nothing
+        after them. An empty list on an open shard means nothing more yet. Records older than
+        the stream keeps are skipped (logged as a warning: the index needs a repair)."""
+
+
+class WriteConflict(Exception):
+    """Raised by :meth:`Backend.write` with ``conflicts="raise"`` when the atomic write was
+    cancelled because other requests were changing some of its items at that moment (DynamoDB's
+    ``TransactionConflict``); nothing was written. ``indexes`` are the writes concerned."""
+
+    def __init__(self, indexes: frozenset[int]) -> None:
+        self.indexes = indexes
+        super().__init__(f"writes {sorted(indexes)} conflicted with other requests")
+
+
 class Backend(abc.ABC):
     """A DynamoDB-shaped table. Implementations must be safe to share between threads."""
 
@@ -170,8 +216,32 @@ class Backend(abc.ABC):
     #: the versions sorted between them, instead of two point reads.
     queries_round_once: bool = False
 
+    #: Whether the backend applies writes one at a time (embedded backends): a counter read in a
+    #: write transaction is never stale, so the feed is always given positions inline.
+    serialised: bool = True
+
+    def identity(self) -> object | None:
+        """A hashable name of the table, equal across backends opened on the same table in one
+        process (what a process may cache about the table is keyed by it), or ``None``."""
+        return None
+
+    def change_stream(self) -> ChangeStream | None:
+        """The table's change stream, or ``None`` when it has none (embedded backends)."""
+        return None
+
+    def enable_change_stream(self) -> None:
+        """Turn the table's change stream on (keys only) if it is off; :class:`InvalidInput` on
+        a backend that has none."""
+        raise InvalidInput(f"{type(self).__name__} has no change stream")
+
     @abc.abstractmethod
-    def write(self, writes: Sequence[Write], *, token: str | None = None) -> None:
+    def write(
+        self,
+        writes: Sequence[Write],
+        *,
+        token: str | None = None,
+        conflicts: Literal["retry", "raise"] = "retry",
+    ) -> None:
         """Apply ``writes`` atomically: all or nothing, in one request.
 
         Every condition is checked against the state before the batch. At most
@@ -183,7 +253,10 @@ class Backend(abc.ABC):
         ``ClientRequestToken``, remembered for 10 minutes across the account, so it must be
         unique, e.g. the new version id; embedded backends never lose an answer and ignore it).
         Raises :class:`~eventstore.errors.ItemTooLarge` if an item would exceed
-        :data:`MAX_ITEM_SIZE`, before anything is written.
+        :data:`MAX_ITEM_SIZE`, before anything is written. A write cancelled because other
+        requests were changing its items (only DynamoDB does that) is retried with backoff, or,
+        with ``conflicts="raise"``, raised at once as :class:`WriteConflict` so that a caller
+        whose conditions guessed a value (a feed counter) can read it again first.
         """
 
     @abc.abstractmethod

@@ -15,7 +15,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import parse_qs, urlsplit
 
 import boto3
@@ -37,6 +37,7 @@ from eventstore.backends.base import (
     INDEXES,
     MAX_ITEM_SIZE,
     Backend,
+    ChangeStream,
     Condition,
     ConditionFailed,
     Item,
@@ -49,6 +50,7 @@ from eventstore.backends.base import (
     Usage,
     Value,
     Write,
+    WriteConflict,
     check_batch,
     index_keys,
 )
@@ -83,6 +85,7 @@ _OUTCOMES: dict[str, str | type[BackendError]] = {
     "ThrottlingException": _REFUSED,
     "RequestLimitExceeded": _REFUSED,
     "TransactionInProgressException": _REFUSED,
+    "LimitExceededException": _REFUSED,
     "TransactionConflict": _REFUSED,
     "ThrottlingError": _REFUSED,
     "ProvisionedThroughputExceeded": _REFUSED,
@@ -222,6 +225,7 @@ class DynamoDBBackend(Backend):
         max_attempts: int = 8,
         base_delay: float = 0.05,
         max_delay: float = 2.0,
+        streams_client: Any = None,
     ) -> None:
         _check_table_name(table)
         if max_attempts < 1:
@@ -255,6 +259,9 @@ class DynamoDBBackend(Backend):
             except BotoCoreError as e:  # typically no region configured anywhere
                 raise InvalidInput(f"cannot create a DynamoDB client: {e}") from e
         self.client: Any = client
+        self._streams_client: Any = streams_client
+        self._stream: ChangeStream | None = None
+        self._stream_lock = threading.Lock()
         self._requests = 0
         self._lock = threading.Lock()
         self._thread = threading.local()
@@ -282,6 +289,51 @@ class DynamoDBBackend(Backend):
             else:
                 raise InvalidInput(f"unknown dynamodb URL option {name!r}")
         return cls(table, **{**options, **kwargs})
+
+    serialised = False
+
+    def identity(self) -> object | None:
+        meta = self.client.meta
+        return ("dynamodb", meta.endpoint_url, meta.region_name, self.table)
+
+    def _stream_arn(self) -> str | None:
+        table = self._call("describe_table", {"TableName": self.table})["Table"]
+        if not table.get("StreamSpecification", {}).get("StreamEnabled"):
+            return None
+        arn = table.get("LatestStreamArn")
+        return str(arn) if arn else None
+
+    def change_stream(self) -> ChangeStream | None:
+        with self._stream_lock:
+            if self._stream is None:
+                arn = self._stream_arn()
+                if arn is None:
+                    return None
+                from eventstore.backends.dynamodb_streams import DynamoDBChangeStream
+
+                if self._streams_client is None:
+                    meta = self.client.meta
+                    self._streams_client = boto3.session.Session().client(
+                        "dynamodbstreams",
+                        region_name=meta.region_name,
+                        endpoint_url=meta.endpoint_url,
+                        config=meta.config,
+                    )
+                    self._streams_client.meta.events.register("before-send", self._count)
+                self._stream = DynamoDBChangeStream(self, self._streams_client, arn)
+            return self._stream
+
+    def enable_change_stream(self) -> None:
+        if self._stream_arn() is not None:
+            return
+        self._call(
+            "update_table",
+            {
+                "TableName": self.table,
+                "StreamSpecification": {"StreamEnabled": True, "StreamViewType": "KEYS_ONLY"},
+            },
+        )
+        self._wait(300.0, gone=False)
 
     def _count(self, **_: Any) -> None:
         with self._lock:
@@ -316,6 +368,9 @@ class DynamoDBBackend(Backend):
     def close(self) -> None:
         self.client.meta.events.unregister("before-send.dynamodb.*", self._count)
         self.client.close()
+        if self._streams_client is not None:
+            self._streams_client.meta.events.unregister("before-send", self._count)
+            self._streams_client.close()
 
     # --- the one place where requests are sent, retried and their errors translated ---
 
@@ -325,11 +380,13 @@ class DynamoDBBackend(Backend):
         params: Mapping[str, Any],
         on_error: Callable[[ClientError], Exception | None] | None = None,
         on_unknown_retry: Callable[[Exception], Exception | None] | None = None,
+        *,
+        client: Any = None,
     ) -> dict[str, Any]:
         """Send ``operation`` with retries. ``on_error`` may turn a client error into a final
         exception (or ``None`` to fall through to the table). ``on_unknown_retry`` is consulted for
         errors raised by an attempt made after an attempt whose outcome is unknown."""
-        method = getattr(self.client, operation)
+        method = getattr(client or self.client, operation)
         if operation in _METERED:
             # Free to ask for: what each request cost, for tracing spans and benchmarks.
             params = {**params, "ReturnConsumedCapacity": "TOTAL"}
@@ -418,7 +475,13 @@ class DynamoDBBackend(Backend):
 
     # --- writes ---
 
-    def write(self, writes: Sequence[Write], *, token: str | None = None) -> None:
+    def write(
+        self,
+        writes: Sequence[Write],
+        *,
+        token: str | None = None,
+        conflicts: Literal["retry", "raise"] = "retry",
+    ) -> None:
         if not writes:
             return
         check_batch(writes, token)
@@ -436,12 +499,15 @@ class DynamoDBBackend(Backend):
             if e.response.get("Error", {}).get("Code") != "TransactionCanceledException":
                 return None
             failures: dict[int, Item | None] = {}
+            raced: set[int] = set()
             for index, reason in enumerate(e.response.get("CancellationReasons", [])):
                 if reason.get("Code") == "ConditionalCheckFailed":
                     old = reason.get("Item")
                     failures[index] = _from_item(old) if old else None
+                elif reason.get("Code") == "TransactionConflict":
+                    raced.add(index)
             if not failures:
-                return None
+                return WriteConflict(frozenset(raced)) if raced and conflicts == "raise" else None
             first = min(failures)
             return ConditionFailed(first, failures[first], failures)
 

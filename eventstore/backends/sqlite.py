@@ -16,7 +16,7 @@ import sqlite3
 import threading
 import zlib
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import Any, Literal
 
 from eventstore.backends.base import (
     INDEX_ATTRIBUTES,
@@ -256,7 +256,14 @@ class SQLiteBackend(Backend):
 
     # -- writes ------------------------------------------------------------------------------
 
-    def write(self, writes: Sequence[Write], *, token: str | None = None) -> None:
+    def write(
+        self,
+        writes: Sequence[Write],
+        *,
+        token: str | None = None,
+        conflicts: Literal["retry", "raise"] = "retry",
+    ) -> None:
+        # Writes are applied one at a time under SQLite's lock: they never conflict.
         if not writes:
             return
         check_batch(writes, token)
