@@ -42,9 +42,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     create = commands.add_parser("create-table", help="create the table and its indexes")
     create.add_argument("url", help="store URL, e.g. dynamodb://my-table?region=eu-west-1")
     create.add_argument(
+        "--feed",
+        choices=["indexed", "inline", "none"],
+        help="how the change feed gives positions (default: indexed on DynamoDB, where an "
+        "indexer reads the table's stream; inline on SQLite); an existing table keeps its own",
+    )
+    create.add_argument(
         "--feed-partitions",
         type=int,
-        default=1,
         help="partitions of the change feed; 0 for a table without a feed (default: 1)",
     )
     dynamodb = create.add_argument_group("DynamoDB table options (applied when it is created)")
@@ -117,6 +122,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     feed.add_argument(
         "--interval", type=float, default=0.5, help="seconds between polls with --follow"
     )
+    index = commands.add_parser(
+        "index",
+        help="give an indexed feed's new versions their positions, from the table's stream",
+    )
+    index.add_argument("url", help="store URL (a DynamoDB table with an indexed feed)")
+    index.add_argument(
+        "--follow", action="store_true", help="keep indexing as commits arrive, until stopped"
+    )
+    index.add_argument(
+        "--interval", type=float, default=1.0, help="seconds between polls with --follow"
+    )
+    index.add_argument(
+        "--repair",
+        action="store_true",
+        help="then index the retained versions the index lacks (their stream records expired "
+        "before anything indexed them); reads every head and the whole index",
+    )
     for name in sorted(plugins):
         commands.add_parser(name, help=f"see {name} --help")
     try:
@@ -128,6 +150,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _create_table(parsed)
         elif parsed.command == "feed":
             return _feed(parsed)
+        elif parsed.command == "index":
+            return _index(parsed)
         elif parsed.command == "check":
             return _check(parsed)
         elif parsed.command == "show":
@@ -174,6 +198,7 @@ def _create_table(parsed: argparse.Namespace) -> int:
     )
     with open_store(parsed.url) as store:
         store.create_table(
+            feed=parsed.feed,
             feed_partitions=parsed.feed_partitions,
             options=None if options.is_default else options,
         )
@@ -316,6 +341,81 @@ def _feed(parsed: argparse.Namespace) -> int:
                 time.sleep(parsed.interval)
         except KeyboardInterrupt:
             return 130
+
+
+def _index(parsed: argparse.Namespace) -> int:
+    import signal
+    import threading
+
+    from eventstore.indexer import IndexReport, RepairReport
+    from eventstore.urls import open_store
+
+    if not 0 < parsed.interval <= 60:
+        raise InvalidInput("--interval must be more than 0 and at most 60 seconds")
+    line = ProgressLine(sys.stderr)
+    began = time.monotonic()
+    total = IndexReport()
+
+    def show(report: IndexReport) -> None:
+        line.show(
+            f"  {total.indexed + report.indexed:,} versions indexed, "
+            f"{total.records + report.records:,} stream records read, "
+            f"{duration(time.monotonic() - began)}"
+        )
+
+    def add(report: IndexReport) -> None:
+        total.records += report.records
+        total.indexed += report.indexed
+        total.writes += report.writes
+        total.races += report.races
+
+    stop = threading.Event()
+    previous = signal.getsignal(signal.SIGTERM)
+    if parsed.follow and threading.current_thread() is threading.main_thread():
+        # A deployment stops a follower with SIGTERM: finish the write in flight, then stop.
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        with open_store(parsed.url, index_on_read=False) as store, line:
+            while True:
+                report = store.indexer.catch_up(progress=show)
+                add(report)
+                show(IndexReport())
+                if not parsed.follow or stop.is_set():
+                    break
+                if not report.records:
+                    stop.wait(parsed.interval)
+                if stop.is_set():
+                    break
+            line.end()
+            print(
+                f"{total.indexed:,} versions indexed from {total.records:,} stream records in "
+                f"{total.writes:,} writes ({total.races:,} lost to another indexer and redone); "
+                f"last position: "
+                + ", ".join(
+                    f"{store.clock.last(p, read=True):,}"
+                    + (f" (partition {p})" if store.clock.partitions() > 1 else "")
+                    for p in range(store.clock.partitions())
+                )
+            )
+            if parsed.repair:
+
+                def repaired(report: RepairReport) -> None:
+                    line.show(
+                        f"  repair: {report.streams:,} streams, {report.versions:,} versions "
+                        f"checked, {report.missing:,} indexed"
+                    )
+
+                found = store.indexer.repair(progress=repaired)
+                line.end()
+                print(
+                    f"repair: {found.streams:,} streams and {found.versions:,} retained versions "
+                    f"checked against {found.positions:,} positions; {found.missing:,} versions "
+                    "the index lacked are indexed now"
+                )
+    finally:
+        if parsed.follow and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, previous)
+    return 0
 
 
 def _check(parsed: argparse.Namespace) -> int:

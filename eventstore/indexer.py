@@ -65,8 +65,12 @@ class IndexReport:
     writes: int = 0
     races: int = 0
     #: Sequence numbers of the records this pass read and left behind the index's progress
-    #: (indexed, or nothing to index): the Lambda handler reports the others as failures.
+    #: (indexed, or nothing to index).
     processed: set[str] = field(default_factory=set)
+    #: Shards left for a later pass: their parent shard is not fully indexed yet.
+    waiting: int = 0
+    #: Whether the pass read every shard to its end.
+    complete: bool = False
 
 
 @dataclass
@@ -121,16 +125,22 @@ class Indexer:
         return self._stream
 
     def catch_up(
-        self, *, progress: Callable[[IndexReport], None] | None = None, until: float | None = None
+        self,
+        *,
+        progress: Callable[[IndexReport], None] | None = None,
+        until: float | None = None,
+        report: IndexReport | None = None,
     ) -> IndexReport:
-        """Index every record the stream holds now, shard by shard; return what was done.
-        ``until`` (a ``time.monotonic()`` deadline) ends the pass early."""
-        report = IndexReport()
+        """Index every record the stream holds now, shard by shard; return what was done (in
+        ``report`` if given, which then also tells how far a pass that raised got). ``until``
+        (a ``time.monotonic()`` deadline) ends the pass early."""
+        report = IndexReport() if report is None else report
         with self._pass:
             for shard, parent in self._shard_list():
                 if until is not None and time.monotonic() > until:
-                    break
+                    return report
                 self._catch_up_shard(shard, parent, report, progress, until)
+        report.complete = until is None or time.monotonic() <= until
         return report
 
     def _shard_list(self) -> list[tuple[str, str | None]]:
@@ -164,10 +174,15 @@ class Indexer:
             and parent in self._stream_shard_ids()
             and not self._progress[parent][1]
         ):
+            report.waiting += 1
             return  # its parent's records come first
         races = 0
         while until is None or time.monotonic() <= until:
-            changes, closed = self.stream().read(shard, self._read_to[shard], limit=READ_LIMIT)
+            read_to = self._read_to[shard]
+            changes, closed = self.stream().read(shard, read_to, limit=READ_LIMIT)
+            if read_to is not None:
+                # A record at or before where this shard was read to is a repeat: dropped.
+                changes = [c for c in changes if int(c.sequence) > int(read_to)]
             report.records += len(changes)
             versions = [(c, v) for c in changes if (v := version_of(c)) is not None]
             if not versions and not (closed and not changes):

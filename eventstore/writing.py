@@ -43,6 +43,11 @@ from eventstore.reading import Reader
 from eventstore.resource import FrozenDict, Resource, Version
 
 _log = logging.getLogger("eventstore")
+# A commit that only lost inline feed counter races (somebody else committed each time: the
+# table makes progress) keeps trying this many times longer than the stream contention budget:
+# with W writers on one counter, each round lets one through, so losing n rounds in a row
+# happens with probability ((W-1)/W)**n, which only a long budget makes negligible.
+_FEED_BUDGET = 6
 # In _Write.counters_at: the write recording the table's feed configuration.
 _CONFIG = -1
 # Refusals that are not conflicts (a writer's clock behind the stream's last id, a retention bound
@@ -209,7 +214,7 @@ class Writer:
                 # own items were concerned.
                 feed_only = e.indexes <= set(atomic.counters_at)
                 self._reread_counters(atomic)
-                if feed_only and backoff.elapsed < self.contention_budget:
+                if feed_only and backoff.elapsed < self.contention_budget * _FEED_BUDGET:
                     backoff.tries += 1
                     continue
                 if not backoff.wait():
@@ -315,7 +320,7 @@ class Writer:
                     # next attempt is right unless yet another commit lands first, so it goes
                     # at once (a sleeping writer would come back stale and starve).
                     backoff.tries += 1
-                    if backoff.elapsed >= self.contention_budget:
+                    if backoff.elapsed >= self.contention_budget * _FEED_BUDGET:
                         raise self._contention(streams, atomic, backoff) from None
         for partition, (_, last) in atomic.partitions.items():
             self.clock.learn(partition, last)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import multiprocessing
 import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -24,6 +25,18 @@ from eventstore import records as rec
 from eventstore.backends.base import Put
 from tests.conftest import drop
 from tests.models import Note, Order
+
+
+@pytest.fixture
+def store(store_url: str) -> Iterator[EventStore]:
+    """A store whose feed is inline on every backend (positions given by each commit): the
+    indexed feed's own tests are in test_indexed_feed.py."""
+    opened = eventstore.open(store_url)
+    opened.create_table(feed="inline")
+    try:
+        yield opened
+    finally:
+        drop(opened)
 
 
 def test_positions_follow_commit_order(store: EventStore) -> None:
@@ -133,7 +146,7 @@ def test_bad_feed_arguments(store: EventStore) -> None:
 
 def test_partitions(store_url: str) -> None:
     store = eventstore.open(store_url)
-    store.create_table(feed_partitions=4)
+    store.create_table(feed="inline", feed_partitions=4)
     try:
         store.create_table(feed_partitions=4)  # idempotent
         with pytest.raises(InvalidInput):
