@@ -50,7 +50,7 @@ def concurrent_appends(endpoint: str, writers: int, partitions: int, seconds: fl
     table = f"bench-feed-{uuid.uuid4().hex[:8]}"
     url = f"dynamodb://{table}?region=us-east-1&endpoint_url={endpoint}"
     setup = eventstore.open(url)
-    setup.create_table(feed_partitions=partitions)
+    setup.create_table(feed="inline", feed_partitions=partitions)
     counts = [0] * writers
     requests = [0] * writers
     stop = threading.Event()

@@ -90,7 +90,7 @@ def _stored(store: EventStore) -> list[tuple[Any, ...]]:
 def sqlite_store(tmp_path: Path) -> Iterator[tuple[str, EventStore]]:
     url = f"sqlite:///{tmp_path / 'source.db'}"
     store = eventstore.open(url)
-    store.create_table()
+    store.create_table(feed="inline")
     yield url, store
     store.close()
 
@@ -135,7 +135,7 @@ def _round_trip(source: EventStore, target_url: str, tmp_path: Path) -> EventSto
         report = export(source, f)
     assert report.versions == len(_stored(source))
     target = eventstore.open(target_url)
-    target.create_table()
+    target.create_table(feed="inline")
     imported = import_file(target, out, [Order, Note, Kept])
     assert imported.versions == report.versions and imported.present == 0
     return target
@@ -193,7 +193,7 @@ def test_import_feeds_positions_and_reruns_skip_what_is_there(
         export(source, f)
     lines = path.read_text().splitlines()
     target = eventstore.open(f"sqlite:///{tmp_path / 'target.db'}")
-    target.create_table()
+    target.create_table(feed="inline")
     # An interrupted import: the first half of the file went in.
     half = tmp_path / "half.jsonl"
     half.write_text("\n".join(lines[: len(lines) // 2]) + "\n")
@@ -270,7 +270,7 @@ def test_import_refuses_a_bad_file_before_writing(
     # A different stream already under the same id: refused, typed.
     other = tmp_path / "other.db"
     with eventstore.open(f"sqlite:///{other}") as clash:
-        clash.create_table()
+        clash.create_table(feed="inline")
         clash.append(Order(customer="someone else"), resource_id="gone")
     assert (
         main(
@@ -430,7 +430,7 @@ def test_local_command_runs_dynamodb_local_until_ctrl_c(tmp_path: Path) -> None:
         os.environ.setdefault("AWS_ACCESS_KEY_ID", "test")
         os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "test")
         with eventstore.open(url) as store:
-            store.create_table()
+            store.create_table(feed="inline")
             assert store.append(Order(customer="ada")).version == 1
         # The same port again: refused with a clear message.
         busy = subprocess.run(
@@ -460,7 +460,7 @@ def test_export_with_trimming_appends_between_its_requests(tmp_path: Path) -> No
     fired: list[bool] = []
     for after in range(1, 16):
         with eventstore.open(f"sqlite:///{tmp_path / f'{after}.db'}") as store:
-            store.create_table()
+            store.create_table(feed="inline")
             for n in range(1, 11):
                 store.append(
                     Note(text=texts[n]), resource_id="n", expected_version=n - 1 or NO_STREAM
@@ -499,7 +499,7 @@ def test_import_refuses_a_stream_another_writer_starts_meanwhile(
     with path.open("w") as f:
         export(source, f)
     with eventstore.open(f"sqlite:///{tmp_path / 'target.db'}") as target:
-        target.create_table()
+        target.create_table(feed="inline")
 
         def other_writer() -> None:
             target.append(Order(customer="someone else"), resource_id="o-1")

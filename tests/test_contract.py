@@ -1,4 +1,6 @@
-"""The store's contract, run unchanged against every backend (memory, SQLite file, DynamoDB Local).
+"""The store's contract, run unchanged against every backend (memory, SQLite file, DynamoDB Local)
+and, on DynamoDB, against both feed modes that give positions (inline, and indexed: DynamoDB's
+default, with a stream on the table).
 
 Each test gets a fresh, empty table through the ``store`` fixture.
 """
@@ -32,7 +34,42 @@ from eventstore import (
 from eventstore.backends.base import MAX_ITEM_SIZE, Item
 from eventstore.ids import parse_version_id
 from eventstore.keys import HEAD_SK, keyframe_sk, stream_pk, version_sk
+from tests.conftest import DYNAMODB_ENDPOINT, drop, dynamodb_url, new_table_name
 from tests.models import Blob, Note, Order
+
+
+@pytest.fixture(params=["memory", "sqlite", "dynamodb", "dynamodb-indexed"])
+def target(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[str, str]:
+    """A fresh table's URL and its feed mode: each backend, and DynamoDB with each mode."""
+    name = str(request.param)
+    if name == "memory":
+        return "memory://", "inline"
+    if name == "sqlite":
+        return f"sqlite:///{tmp_path_factory.mktemp('db') / 'store.db'}", "inline"
+    if not DYNAMODB_ENDPOINT:
+        pytest.skip("DynamoDB Local is not running (scripts/test starts it)")
+    return dynamodb_url(new_table_name()), name.removeprefix("dynamodb-").replace(
+        "dynamodb", "inline"
+    )
+
+
+@pytest.fixture
+def store_url(target: tuple[str, str]) -> str:
+    return target[0]
+
+
+@pytest.fixture
+def store(target: tuple[str, str]) -> Iterator[EventStore]:
+    url, feed = target
+    opened = eventstore.open(url)
+    opened.create_table(feed=feed)  # type: ignore[arg-type]
+    try:
+        yield opened
+    finally:
+        drop(opened)
+
 
 ULID_ALPHABET = set("0123456789ABCDEFGHJKMNPQRSTVWXYZ")
 

@@ -165,7 +165,7 @@ class ByCustomerInitial(Projection[Order]):
 
 def test_where_filters_while_paging(store_url: str) -> None:
     store = eventstore.open(store_url, projections=[ByCustomerInitial()])
-    store.create_table()
+    store.create_table(feed="inline")
     try:
         for n in range(40):
             store.append(Order(customer=f"c{n}", total_cents=n, status="paid" if n % 3 else "new"))

@@ -254,7 +254,7 @@ def _process_writer(url: str, n: int, count: int, start: Any, out: Any) -> None:
 
 def test_many_writer_processes_on_one_sqlite_file(sqlite_url: str) -> None:
     store = eventstore.open(sqlite_url)
-    store.create_table()
+    store.create_table(feed="inline")
     context = multiprocessing.get_context("spawn")
     start, out = context.Barrier(8), context.Queue()
     workers = [
@@ -288,7 +288,7 @@ def test_cli_prints_and_follows_the_feed(
     from eventstore.cli import main
 
     store = eventstore.open(sqlite_url)
-    store.create_table()
+    store.create_table(feed="inline")
     first = store.append(Order(customer="a"), resource_id="o", event="opened")
     store.append(Order(customer="a"), resource_id="o", expected_version=1)
     assert main(["feed", sqlite_url]) == 0

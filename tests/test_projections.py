@@ -61,7 +61,7 @@ class ByCustomer(Projection[Order]):
 
 def open_store(url: str, *declared: Any) -> EventStore:
     store = eventstore.open(url, projections=list(declared))
-    store.create_table()
+    store.create_table(feed="inline")
     return store
 
 

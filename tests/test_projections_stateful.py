@@ -81,7 +81,7 @@ class ProjectionMachine(RuleBasedStateMachine):
         self.tmp: str | None = None
         url = type(self).url_factory(self)
         self.base = eventstore.open(url, projections=[ByStatus()])
-        self.base.create_table()
+        self.base.create_table(feed="inline")
         self.store: EventStore = self.base
         self.active: list[Projection[Order]] = [ByStatus()]
         self.counter = 0

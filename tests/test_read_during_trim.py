@@ -87,7 +87,7 @@ def remaining_ok(e: VersionNotFound, store: EventStore) -> None:
 @pytest.fixture
 def doc_store(store_url: str) -> Iterator[EventStore]:
     opened = eventstore.open(store_url, projections=[DocByParity()])
-    opened.create_table()
+    opened.create_table(feed="inline")
     try:
         yield opened
     finally:

@@ -137,7 +137,7 @@ def new_store(table: str, *projections: Projection[Any]) -> EventStore:
 def table() -> Iterator[str]:
     name = new_table_name()
     clean = new_store(name)
-    clean.create_table()
+    clean.create_table(feed="inline")
     try:
         yield name
     finally:

@@ -132,7 +132,7 @@ def test_processes_on_one_sqlite_file(tmp_path: Path) -> None:
 @pytest.mark.skipif(not DYNAMODB_ENDPOINT, reason="DynamoDB Local is not running")
 def test_threads_on_dynamodb_local() -> None:
     store = eventstore.open(dynamodb_url(new_table_name()))
-    store.create_table()
+    store.create_table(feed="inline")
     acked: list[dict[str, Any]] = []
     done: dict[str, dict[str, int]] = {}
     conflicts = Tally[str]()

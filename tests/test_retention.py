@@ -57,7 +57,7 @@ def _raw(store: EventStore) -> list[dict[str, object]]:
 @pytest.fixture
 def people(store_url: str) -> Iterator[EventStore]:
     store = eventstore.open(store_url, projections=[ByEmail()])
-    store.create_table()
+    store.create_table(feed="inline")
     yield store
     drop(store)
 
@@ -134,7 +134,7 @@ def test_erase_leaves_nothing_of_the_states(people: EventStore) -> None:
 def test_erased_bytes_do_not_survive_in_the_sqlite_file(tmp_path: Path) -> None:
     path = tmp_path / "people.db"
     store = eventstore.open(f"sqlite:///{path}")
-    store.create_table()
+    store.create_table(feed="inline")
     for n in range(40):
         store.append(
             Person(name=f"SECRET-{n:02d}", email="secret@x"),

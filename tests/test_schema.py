@@ -178,7 +178,7 @@ def test_projections_and_heads_use_the_upcast_state(store_url: str) -> None:
 
     ByLabel.resource_class = _v1()
     store = eventstore.open(store_url)
-    store.create_table()
+    store.create_table(feed="inline")
     try:
         for n in range(3):
             store.append(make(_v1(), n), resource_id=f"i{n}")

@@ -105,7 +105,7 @@ class StoreMachine(RuleBasedStateMachine):
         else:
             url = conftest.dynamodb_url(f"st-{uuid.uuid4().hex[:16]}")
         self.store = eventstore.open(url)
-        self.store.create_table()
+        self.store.create_table(feed="inline")
         # A second store on the same backend with its own keyframe cache: a "different process".
         self.other = EventStore(self.store.backend)
         self.model: dict[tuple[str, str], Stream] = {}

@@ -19,9 +19,11 @@ originator's highest one (``IntegrityError``): versions of one originator are re
 from __future__ import annotations
 
 import json
+import random
 import threading
+import time
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import Any, Literal
 from uuid import UUID
 
 from eventsourcing.persistence import (
@@ -49,10 +51,14 @@ from eventstore.backends.base import (
     Put,
     SortCondition,
     Write,
+    WriteConflict,
 )
-from eventstore.backoff import Backoff
 from eventstore.errors import BackendError, EventStoreError
 from eventstore.urls import backend_from_url
+
+# How long an insert keeps competing for notification ids while other inserts keep taking them
+# (each round lets one through: only a long budget makes starving negligible).
+_ID_BUDGET = 60.0
 
 __all__ = [
     "EventstoreAggregateRecorder",
@@ -107,14 +113,19 @@ class _Recorder:
         self.namespace = namespace
         self._lock = threading.Lock()
 
-    def _send(self, writes: list[Write], token: str | None = None) -> None:
+    def _send(
+        self,
+        writes: list[Write],
+        token: str | None = None,
+        conflicts: Literal["retry", "raise"] = "retry",
+    ) -> None:
         if len(writes) > MAX_WRITE_ACTIONS:
             raise DataError(
                 f"one insert needs {len(writes)} writes, over DynamoDB's {MAX_WRITE_ACTIONS} for "
                 "one atomic write: insert the events of at most 48 originators at a time"
             )
         try:
-            self.backend.write(writes, token=token)
+            self.backend.write(writes, token=token, conflicts=conflicts)
         except EventStoreError as e:
             if isinstance(e, BackendError):
                 raise OperationalError(str(e)) from e
@@ -178,7 +189,7 @@ class EventstoreAggregateRecorder(_Recorder, AggregateRecorder):
                 except ConditionFailed:
                     raise IntegrityError(f"tracking {tracking} already recorded") from None
             return None
-        backoff = Backoff(base=0.005, cap=0.5, budget=30.0)
+        began = time.monotonic()
         while True:
             writes, entries = self._plan(stored_events)
             heads = len(writes)
@@ -186,12 +197,23 @@ class EventstoreAggregateRecorder(_Recorder, AggregateRecorder):
             if tracking is not None:
                 writes.append(self._tracking_move(tracking))
             try:
-                self._send(writes)
+                self._send(writes, conflicts="raise" if ids else "retry")
+            except WriteConflict as e:
+                # Other inserts were moving the notification counter (DynamoDB's
+                # TransactionConflict): read it again and retry at once.
+                if not all(i >= heads for i in e.indexes):
+                    time.sleep(random.uniform(0, 0.05))
+                self._forget()
+                if time.monotonic() - began < _ID_BUDGET:
+                    continue
+                raise OperationalError("gave up competing for notification ids") from None
             except ConditionFailed as e:
                 if all(i >= heads and not self._is_tracking(writes, i) for i in e.failures):
-                    # Only the notification counter: another insert took those ids first.
+                    # Only the notification counter: another insert took those ids first, and
+                    # the refusal says where it is now. Retry at once: a writer that slept
+                    # would come back stale and starve.
                     self._learn(e)
-                    if backoff.wait():
+                    if time.monotonic() - began < _ID_BUDGET:
                         continue
                     raise OperationalError("gave up competing for notification ids") from None
                 raise IntegrityError(f"events or tracking already recorded ({e})") from None
@@ -206,6 +228,9 @@ class EventstoreAggregateRecorder(_Recorder, AggregateRecorder):
 
     def _learn(self, e: ConditionFailed) -> None:
         """A refused counter: learn where it is (application recorders)."""
+
+    def _forget(self) -> None:
+        """A counter that conflicted: read it again next time (application recorders)."""
 
     def _committed(self, ids: list[int] | None) -> None:
         """After a write: notify local subscribers (application recorders)."""
@@ -277,6 +302,10 @@ class EventstoreApplicationRecorder(EventstoreAggregateRecorder, ApplicationReco
             if current is not None and records.POSITION in current:
                 with self._lock:
                     self._known = records.number(current, records.POSITION)
+
+    def _forget(self) -> None:
+        with self._lock:
+            self._known = None
 
     def _committed(self, ids: list[int] | None) -> None:
         if ids:
