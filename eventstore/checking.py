@@ -3,6 +3,7 @@ against a copy of production before deploying a model change (``eventstore check
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -45,13 +46,14 @@ def check(
     progress: Callable[[CheckReport], None] | None = None,
     every: float = 2.0,
 ) -> CheckReport:
-    """Read every retained version of every stream of ``classes``; a version that cannot be
+    """Read every retained version of every stream of ``classes``, deleted ones included
+    (readers of the feed and of their history still meet them); a version that cannot be
     read is reported and the check goes on with the next one. Reads only: nothing is written.
     ``progress`` is called every ``every`` seconds and at the end."""
     report = CheckReport()
     began = last = time.monotonic()
     for cls in classes:
-        for head in store.heads(cls):
+        for head in itertools.chain(store.heads(cls), store.deleted_heads(cls)):
             pk = str(head[records.PK])
             report.streams += 1
             start = 1

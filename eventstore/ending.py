@@ -3,6 +3,7 @@ erase (nothing left), and purge (versions past ``max_age``)."""
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar, cast
 
@@ -90,7 +91,7 @@ class Ending(StoreSurface):
 
     def purge(self, resource_type: type[Resource] | None = None) -> int:
         """Remove the versions of ``resource_type`` (or of every type defined in this process)
-        that are past their type's ``max_age``, and their keyframes, and move each stream's
+        that are past their type's ``max_age`` (deleted resources' included), and their keyframes, and move each stream's
         retention bound past them; return how many versions went. On DynamoDB its TTL does this
         by itself (within days); on SQLite and in memory call this from time to time. The latest
         version of a resource is never removed."""
@@ -100,6 +101,6 @@ class Ending(StoreSurface):
         for cls in classes:
             if cls.max_age is None:
                 continue
-            for head in self.heads(cls):
+            for head in itertools.chain(self.heads(cls), self.deleted_heads(cls)):
                 removed += purge_stream(self.backend, str(head[records.PK]), now)
         return removed

@@ -88,6 +88,7 @@ def erase(
         # by DynamoDB's TTL, left entries that no version item leads to.
         report.feed_entries_cleared += _clear_feed(backend, clock, partition, pk, report, add)
     flush()
+    report.writes += _forget_progress(backend, pk)
     if head is not None:
         backend.write([Delete(records.head_key(pk))])
         report.writes += 1
@@ -102,6 +103,23 @@ def erase(
     if progress is not None:
         progress(report)
     return report
+
+
+def _forget_progress(backend: Backend, pk: str) -> int:
+    """Delete the progress of stopped rebuilds of the stream's type that names the stream (it
+    holds the last head they passed): such a rebuild starts again from the first stream. Feed
+    checkpoints hold positions only, and the index's progress holds stream sequence numbers."""
+    type_name = split_pk(pk)[0]
+    gone = [
+        Delete((str(item[records.PK]), str(item[records.SK])))
+        for page in backend.pages(records.rebuild_progress_key(type_name, "")[0])
+        for item in page.items
+        if records.progress_names(item, pk)
+    ]
+    if gone:
+        backend.write(gone[:MAX_WRITE_ACTIONS])
+        _log.info("erasing %s: %d rebuild progress items named it, deleted", pk, len(gone))
+    return 1 if gone else 0
 
 
 def _index_first(indexer: Indexer, partition: int, pk: str, head: Item | None) -> None:

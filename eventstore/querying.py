@@ -223,6 +223,14 @@ class Querying:
         ):
             yield from page.items
 
+    def deleted_heads(self, resource_type: type[Resource]) -> Iterator[Item]:
+        """The head items of the deleted streams of a type (their history is still held until
+        trimmed, expired or erased), in deletion order."""
+        cls = check_resource_class(resource_type)
+        listing = records.deleted_listing(cls.resource_type)
+        for page in self.backend.pages(listing, index=records.LISTING):
+            yield from page.items
+
     def query(
         self,
         projection: type[KeyedBy[R]] | KeyedBy[R],

@@ -87,6 +87,13 @@ LISTING = "gsi0"
 LISTING_PK, LISTING_SK = index_keys(LISTING)
 
 
+def deleted_listing(type_name: str) -> str:
+    """The listing partition of a type's deleted streams (by deletion), apart from the live
+    ones: ``check`` and ``purge`` still cover their history. A type name starts with a letter,
+    so this never names a type's own listing."""
+    return f"~deleted#{type_name}"
+
+
 def head_key(pk: str) -> Key:
     return (pk, HEAD_SK)
 
@@ -715,6 +722,24 @@ def checkpoint_value(item: Mapping[str, Value] | None) -> str | None:
     if not isinstance(value, str):
         raise BackendError(f"checkpoint item {item.get(PK)!r}/{item.get(SK)!r} is damaged")
     return value
+
+
+def rebuild_progress_key(type_name: str, projection: str) -> Key:
+    """Where a rebuild of a type's projection keeps its progress: every rebuild of a type under
+    one partition key, so that an erasure finds the ones that name a stream of it."""
+    return (f"_rebuild#{type_name}", projection)
+
+
+def legacy_rebuild_progress_key(type_name: str, projection: str) -> Key:
+    """Where rebuilds kept their progress before :func:`rebuild_progress_key`."""
+    return (f"_rebuild#{type_name}#{projection}", "c")
+
+
+def progress_names(item: Mapping[str, Value], pk: str) -> bool:
+    """Whether a rebuild's progress item names the stream ``pk`` (its position is that stream's
+    head)."""
+    value = item.get(CHECKPOINT)
+    return isinstance(value, str) and json.dumps(pk, ensure_ascii=False) in value
 
 
 def secret_item(key: Key, secret: bytes) -> Item:

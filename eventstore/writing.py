@@ -188,7 +188,8 @@ class Writer:
             for s in streams.values():
                 _check_sequence(s)
             plans = {id(s): self._plan(s) for s in streams.values()}
-            atomic = self._assemble(list(plans.values()), order)
+            # A checkpoint moved with the commit takes an action of its own.
+            atomic = self._assemble(list(plans.values()), order, 0 if checkpoint is None else 1)
             moved_at = len(atomic.writes)
             if checkpoint is not None:
                 atomic.writes.append(
@@ -464,9 +465,11 @@ class Writer:
             plan.puts.append(Put(item))
         return plan
 
-    def _assemble(self, plans: list[_Plan], order: list[tuple[_Stream, int]]) -> _Write:
+    def _assemble(
+        self, plans: list[_Plan], order: list[tuple[_Stream, int]], extra: int = 0
+    ) -> _Write:
         """The atomic write: puts, feed entries and counters, trims as far as the action limit
-        allows, then heads."""
+        allows (leaving room for ``extra`` writes the caller adds), then heads."""
         writes: list[Write] = []
         for plan in plans:
             writes += plan.puts
@@ -495,7 +498,7 @@ class Writer:
                 # nobody can give it other partitions once positions exist.
                 counters_at[len(writes)] = _CONFIG
                 writes.append(self.clock.config_put((records.INLINE, 1)))
-        heads = len(plans)
+        heads = len(plans) + extra
         if len(writes) + heads > MAX_WRITE_ACTIONS:
             raise CommitTooLarge("actions", len(writes) + heads, MAX_WRITE_ACTIONS)
         budget = MAX_WRITE_ACTIONS - len(writes) - heads
@@ -522,7 +525,7 @@ class Writer:
         # Each item is at most 400 KB (the backend refuses more), so only a commit of more than
         # ten writes can pass 4 MB: smaller ones skip measuring.
         if len(writes) * MAX_ITEM_SIZE > MAX_WRITE_BYTES:
-            size = sum(_size(w) for w in writes)
+            size = _REQUEST_OVERHEAD + sum(_size(w) for w in writes)
             if size > MAX_WRITE_BYTES:
                 raise CommitTooLarge("bytes", size, MAX_WRITE_BYTES)
         return _Write(writes, heads_at, counters_at, partitions)
@@ -538,15 +541,21 @@ class Writer:
             keyframe_id=plan.relies_on,
         )
         if newest.deleted:
-            # The head leaves the listing and every projection, and refuses ordinary appends.
+            # The head leaves the type's listing and every projection, and refuses ordinary
+            # appends; it is listed apart, by deletion, for what still covers its history.
             head = records.head_update(
                 newest.pk,
                 version=version,
                 version_id=records.DELETED_ID,
                 listed_as=None,
                 lowest=plan.lowest,
-                index_set={records.DELETED: 1},
-                index_remove=records.INDEX_ATTRIBUTES_OF_HEAD,
+                index_set={
+                    records.DELETED: 1,
+                    records.LISTING_PK: records.deleted_listing(newest.cls.resource_type),
+                    records.LISTING_SK: plan.version_ids[-1],
+                },
+                index_remove=records.INDEX_ATTRIBUTES_OF_HEAD
+                - {records.LISTING_PK, records.LISTING_SK},
                 condition=condition,
                 keyframe_id=plan.new_keyframe,
             )
@@ -642,9 +651,20 @@ def _bound(s: _Stream) -> int | None:
     return s.lowest if s.lowest is not None else max(1, s.previous + 1 - limit)
 
 
+# DynamoDB counts a transaction's whole payload against its 4 MB, not only the items: the keys of
+# deletes, condition values, and some bytes per action and per request (about 150 measured on
+# DynamoDB Local). Counted generously, so that a commit the check lets through is never refused.
+_ACTION_OVERHEAD = 100
+_REQUEST_OVERHEAD = 1024
+
+
 def _size(w: Write) -> int:
     if isinstance(w, Put):
-        return item_size(w.item)
-    if isinstance(w, Update):
-        return item_size({records.PK: w.key[0], records.SK: w.key[1], **w.set})
-    return 0
+        size = item_size(w.item)
+    elif isinstance(w, Update):
+        size = item_size({records.PK: w.key[0], records.SK: w.key[1], **w.set})
+    else:
+        size = item_size({records.PK: w.key[0], records.SK: w.key[1]})
+    if w.condition is not None:
+        size += item_size({**w.condition.equals, **w.condition.less_than})
+    return size + _ACTION_OVERHEAD

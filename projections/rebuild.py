@@ -105,7 +105,7 @@ class _Checkpoint:
 
 def checkpoint_key(resource_type: str, projection: str) -> Key:
     """Where a rebuild of this projection keeps its progress."""
-    return (f"_rebuild#{resource_type}#{projection}", "c")
+    return records.rebuild_progress_key(resource_type, projection)
 
 
 def rebuild(
@@ -139,9 +139,15 @@ def rebuild(
     saved = _Checkpoint(checkpoint_key(cls.resource_type, declared.name))
     backend = store.backend
     start: Item | None = None
+    legacy = records.legacy_rebuild_progress_key(cls.resource_type, declared.name)
     if reset:
-        backend.write([Delete(saved.key)])
+        backend.write([Delete(saved.key), Delete(legacy)])
     elif checkpoint:
+        kept, old = backend.get([saved.key, legacy])
+        if kept is None and old is not None:
+            # Progress saved where rebuilds kept it before: moved to today's key.
+            moved = {**old, records.PK: saved.key[0], records.SK: saved.key[1]}
+            backend.write([Put(moved), Delete(legacy)])
         start, earlier, earlier_seconds = _load_checkpoint(store, saved.key)
         report.resumed = saved.saved = start is not None
         report._add(earlier)

@@ -205,6 +205,30 @@ def test_limits_are_refused_before_writing(store: EventStore) -> None:
     assert _snapshot(store) == before
 
 
+def test_a_checkpoint_counts_in_the_action_limit(store: EventStore) -> None:
+    """21 appends to streams past max_versions, with a projector's checkpoint, on an inline
+    feed: versions, entries, the counter and heads take 64 actions, and each trim deletes a
+    version and its group's keyframe. Trims once filled the remaining 36 actions, and the
+    checkpoint made 101, refused on every retry (a writing projector stuck for good); now the
+    checkpoint's action is kept free and the rest of the trimming follows in later writes."""
+    from eventstore import Checkpoint
+
+    for n in range(21):
+        store.append_many(
+            [
+                Append(Note(text=str(i)), resource_id=f"n{n}", expected_version=i or NO_STREAM)
+                for i in range(20)
+            ]
+        )
+    made = store.append_many(
+        [Append(Note(text="21st"), resource_id=f"n{n}", expected_version=20) for n in range(21)],
+        checkpoint=Checkpoint("projector", 0, 420),
+    )
+    assert len(made) == 21 and store.checkpoint("projector") == 420
+    for n in range(21):
+        assert [v.version for v in store.read_stream(Note, f"n{n}")] == [17, 18, 19, 20, 21]
+
+
 def test_transfers_between_threads_keep_the_money(store: EventStore) -> None:
     _open_accounts(store)
     transfers = 8 * (4 if store.backend.requests() else 15)

@@ -5,6 +5,7 @@ Each test opens its own store on a fresh table (``store_url``) with the projecti
 
 from __future__ import annotations
 
+import json
 import sys
 import textwrap
 import types
@@ -628,6 +629,45 @@ def test_rebuild_resumes_from_its_checkpoint(store_url: str) -> None:
             assert keys_of(all_pages(store, Flaky, status)) == _expected(latest, status)
         full = projections.rebuild(store, Flaky, reset=True)
         assert (full.scanned, full.updated, full.resumed) == (80, 0, False)
+    finally:
+        drop(plain)
+
+
+def test_erase_reaches_a_stopped_rebuilds_progress(store_url: str) -> None:
+    """A rebuild that stopped keeps the key of the last head it passed; erasing that stream
+    leaves nothing naming it (the rebuild then starts again from the first stream)."""
+    plain = open_store(store_url)
+    try:
+        latest = _fill(plain, 80)
+        firsts = {
+            v.resource_id: plain.read_version(Order, v.resource_id, 1).version_id for v in latest
+        }
+        victim = sorted(latest, key=lambda v: (firsts[v.resource_id], v.resource_id))[50]
+
+        class Stops(ByStatus):
+            def key(self, order: Order) -> tuple[str, str] | None:
+                if order.customer == victim.state.customer:
+                    raise RuntimeError("stopped")
+                return super().key(order)
+
+        store = EventStore(plain.backend, projections=[Stops()])
+        with pytest.raises(ProjectionError):
+            projections.rebuild(store, Stops, segments=1, checkpoint_every=0)
+        saved = store.backend.get([checkpoint_key("Order", "by_status")])[0]
+        assert saved is not None
+        named = json.loads(str(saved["after"]))["position"]["pk"]
+        rid = named.split("#", 1)[1]
+        store.erase(Order, rid)
+        assert store.backend.get([checkpoint_key("Order", "by_status")])[0] is None
+        everything = []
+        start = None
+        while True:
+            page = store.backend.scan(start=start)
+            everything += page.items
+            if page.last_key is None:
+                break
+            start = page.last_key
+        assert not [item for item in everything if rid in repr(item)]
     finally:
         drop(plain)
 
