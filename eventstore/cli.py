@@ -11,13 +11,14 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from importlib.metadata import entry_points
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from eventstore.console import NotFound, ProgressLine, duration, load_object
 from eventstore.errors import EventStoreError, InvalidInput
 
 if TYPE_CHECKING:
     from eventstore.resource import Resource
+    from eventstore.store import EventStore
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -146,6 +147,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as e:  # --help, --version, or a usage error (2), already printed
         return e.code if isinstance(e.code, int) else 2
     try:
+        if parsed.command in ("feed", "show", "history", "export", "check", "index"):
+            _must_exist(parsed.url)
         if parsed.command == "create-table":
             return _create_table(parsed)
         elif parsed.command == "feed":
@@ -162,6 +165,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _export(parsed)
         elif parsed.command == "import":
             return _import(parsed)
+    except BrokenPipeError:
+        # The reader went away (`eventstore feed URL | head -1`): stop quietly, as Unix tools do.
+        import os
+
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
     except (ValueError, TypeError) as e:
         # Bad input (InvalidInput, InvalidKey, WrongType and the like are ValueError/TypeError
         # too): a usage error.
@@ -174,6 +184,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"eventstore {parsed.command}: interrupted", file=sys.stderr)
         return 130
     return 0
+
+
+def _must_exist(url: str) -> None:
+    """A reading command on a SQLite file that does not exist would create an empty database
+    and report success (a pre-deploy check passing on a typo): refuse it."""
+    import os
+
+    if url.startswith("sqlite:///"):
+        path = url[len("sqlite:///") :].split("?", 1)[0]
+        if path and path != ":memory:" and not os.path.exists(path):
+            raise InvalidInput(f"{url}: the database {path!r} does not exist")
 
 
 def _create_table(parsed: argparse.Namespace) -> int:
@@ -274,14 +295,40 @@ def _export(parsed: argparse.Namespace) -> int:
         if parsed.output is None:
             report = export(store, sys.stdout, types=types, progress=show)
         else:
-            with open(parsed.output, "w", encoding="utf-8") as out:
-                report = export(store, out, types=types, progress=show)
+            report = _export_to_file(store, parsed.output, types, show)
     skipped = f" ({report.skipped_trimmed:,} trimmed meanwhile)" if report.skipped_trimmed else ""
     print(
         f"exported {report.versions:,} versions of {report.streams:,} streams{skipped}",
         file=sys.stderr,
     )
     return 0
+
+
+def _export_to_file(
+    store: EventStore, path: str, types: set[str] | None, show: Callable[[Any], None]
+) -> Any:
+    """Export into a temporary file beside ``path``, renamed to it at the end: an interrupted
+    export leaves no file that looks complete."""
+    import os
+    import tempfile
+
+    from eventstore.transfer import export
+
+    target = os.path.abspath(path)
+    if os.path.isdir(target):
+        raise InvalidInput(f"--output {path!r} is a directory; give a file name")
+    folder = os.path.dirname(target)
+    if not os.path.isdir(folder):
+        raise InvalidInput(f"--output {path!r}: the folder {folder!r} does not exist")
+    handle, partial = tempfile.mkstemp(prefix=".export-", suffix=".partial", dir=folder)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as out:
+            report = export(store, out, types=types, progress=show)
+        os.replace(partial, target)
+    except BaseException:
+        os.unlink(partial)
+        raise
+    return report
 
 
 def _import(parsed: argparse.Namespace) -> int:

@@ -33,6 +33,8 @@ def check_config(feed: object, partitions: object) -> tuple[str | None, int | No
         raise InvalidInput(f"feed_partitions must be 0 to {MAX_PARTITIONS}, got {partitions}")
     if partitions == 0 and feed not in (None, records.NO_FEED):
         raise InvalidInput(f"feed={feed!r} needs feed_partitions >= 1")
+    if partitions and feed == records.NO_FEED:
+        raise InvalidInput("feed='none' has no partitions: leave feed_partitions out (or 0)")
     return feed, partitions
 
 

@@ -545,3 +545,88 @@ def test_progress_line_on_a_terminal_is_redrawn_in_place() -> None:
     bar.show("done", final=True)
     bar.end()
     assert final.getvalue() == "\rdone\n"
+
+
+# -- edges: missing databases, closed pipes, output files, options checked first ---------------
+
+
+def test_reading_commands_refuse_a_missing_sqlite_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = f"sqlite:///{tmp_path / 'typo.db'}"
+    for command in (
+        ["check", url, "tests.models:Order"],
+        ["feed", url],
+        ["show", url, "Order", "x"],
+        ["history", url, "Order", "x"],
+        ["export", url],
+    ):
+        assert main(command) == 2, command
+        assert "does not exist" in capsys.readouterr().err
+    assert not (tmp_path / "typo.db").exists()
+
+
+def test_a_closed_pipe_ends_quietly(sqlite_url: str) -> None:
+    store = eventstore.open(sqlite_url)
+    store.create_table(feed="inline")
+    for n in range(3000):
+        store.append(Order(customer=str(n)))
+    store.close()
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    for command in ("feed", "export"):
+        done = subprocess.run(
+            f"{sys.executable} -m eventstore {command} {sqlite_url} | head -1",
+            shell=True,
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=120,
+        )
+        assert done.stdout.count("\n") == 1
+        assert "Traceback" not in done.stderr and "BrokenPipe" not in done.stderr, done.stderr
+
+
+def test_export_output_files(
+    sqlite_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from eventstore.cli import _export_to_file
+
+    store = eventstore.open(sqlite_url)
+    store.create_table(feed="inline")
+    for n in range(5):
+        store.append(Order(customer=str(n)))
+    assert main(["export", sqlite_url, "-o", str(tmp_path / "nodir" / "x.jsonl")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert main(["export", sqlite_url, "-o", str(tmp_path)]) == 2
+    assert "is a directory" in capsys.readouterr().err
+    target = tmp_path / "out.jsonl"
+
+    def interrupted(report: Any) -> None:
+        if report.versions:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        _export_to_file(store, str(target), None, interrupted)
+    assert not target.exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".partial")]
+    assert main(["export", sqlite_url, "-o", str(target)]) == 0
+    assert len(target.read_text().splitlines()) == 5
+
+
+def test_create_table_checks_its_options_before_creating(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    if not DYNAMODB_ENDPOINT:
+        pytest.skip("DynamoDB Local is not running (scripts/test starts it)")
+    url = dynamodb_url(new_table_name())
+    for bad in (
+        ["--feed-partitions", "-1"],
+        ["--feed-partitions", "100"],
+        ["--feed", "none", "--feed-partitions", "2"],
+    ):
+        assert main(["create-table", url, *bad]) == 2, bad
+        capsys.readouterr()
+    store = eventstore.open(url)
+    with pytest.raises(eventstore.TableNotFound):
+        store.append(Order(customer="x"))
+    store.close()

@@ -46,6 +46,14 @@ class Recorder:
         client.meta.events.register("provide-client-params.dynamodb.*", self._seen)
         return store
 
+    def attach_stream(self, store: EventStore) -> None:
+        """Also record what reading the table's stream calls (the indexed feed)."""
+        self.attach(store)
+        self.actions.add("DescribeTable")  # change_stream() below finds the stream by it
+        assert store.backend.change_stream() is not None
+        streams: Any = store.backend._streams_client  # type: ignore[attr-defined]
+        streams.meta.events.register("provide-client-params", self._seen)
+
     def _seen(self, params: dict[str, Any], model: Any, **_: Any) -> None:
         self.actions.add(model.name)
         if model.name == "CreateTable" and params.get("Tags"):
@@ -77,7 +85,10 @@ def test_the_documented_policy_is_exactly_what_the_library_calls(tmp_path: Path)
     setup = eventstore.open(url)
     setup.create_table()
     setup.close()
-    store = recorder.attach(EventStore(eventstore.open(url).backend, projections=[ByStatus()]))
+    store = EventStore(eventstore.open(url).backend, projections=[ByStatus()])
+    stream_reader = Recorder()
+    stream_reader.attach_stream(store)
+    recorder.attach(store)
     try:
         a = store.append(Order(customer="ada"))
         store.append_many([Append(Order(customer="bob")), Append(Order(customer="cy"))])
@@ -106,10 +117,16 @@ def test_the_documented_policy_is_exactly_what_the_library_calls(tmp_path: Path)
     finally:
         drop(store)
     policy = _policy_actions()
+    indexing = {"DescribeTable", "DescribeStream", "GetShardIterator", "GetRecords"}
+    assert stream_reader.actions - recorder.actions == indexing - {"DescribeTable"}
+    assert indexing <= stream_reader.actions and indexing == policy["EventstoreIndexedFeed"]
     assert (
         recorder.actions
+        - indexing
         - {"CreateTable", "DescribeTable", "DescribeTimeToLive", "UpdateTimeToLive", "DeleteTable"}
         == policy["EventstoreReadWrite"]
     )
-    admin_calls = (created | recorder.actions) - policy["EventstoreReadWrite"] - {"DeleteTable"}
+    admin_calls = (
+        (created | recorder.actions) - policy["EventstoreReadWrite"] - {"DeleteTable"}
+    ) - (indexing - {"DescribeTable"})
     assert admin_calls == policy["EventstoreCreateTable"]
