@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from eventstore import records
 from eventstore.errors import CorruptRecord, SchemaMismatch, StreamNotFound
 from eventstore.keys import split_pk
-from eventstore.resource import Resource
+from eventstore.resource import Resource, resource_classes
 from eventstore.store import EventStore
 
 
@@ -50,6 +50,7 @@ def check(
     (readers of the feed and of their history still meet them); a version that cannot be
     read is reported and the check goes on with the next one. Reads only: nothing is written.
     ``progress`` is called every ``every`` seconds and at the end."""
+    classes = resource_classes(classes)
     report = CheckReport()
     began = last = time.monotonic()
     for cls in classes:

@@ -81,8 +81,10 @@ class Everyday(StoreSurface):
         ids of streams that do not exist are absent. On DynamoDB: one ``BatchGetItem`` per 100
         ids for the heads, then one per 50 for the versions and their keyframes."""
         cls = check_resource_class(resource_type)
-        if isinstance(resource_ids, str):
-            raise WrongType("resource_ids must be a collection of ids, not one str")
+        if isinstance(resource_ids, str) or not isinstance(resource_ids, Iterable):
+            raise WrongType(
+                f"resource_ids must be a collection of ids, got {type(resource_ids).__name__}"
+            )
         ids = list(dict.fromkeys(check_resource_id(rid) for rid in resource_ids))
         keys = [records.head_key(stream_pk(cls.resource_type, rid)) for rid in ids]
         heads = self.backend.get(keys, consistent=consistent) if keys else []

@@ -4,7 +4,7 @@ store returns)."""
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, ClassVar, Generic, TypeVar
@@ -154,3 +154,20 @@ class FrozenDict(dict[str, Any]):
 
     def __deepcopy__(self, memo: dict[int, Any]) -> FrozenDict:
         return FrozenDict(copy.deepcopy(dict(self), memo))
+
+
+def resource_classes(classes: object) -> list[type[Resource]]:
+    """Resource classes given as classes or as type names (of classes defined in this process);
+    :class:`WrongType` for anything else, :class:`InvalidInput` for an unknown name."""
+    if isinstance(classes, (str, type)) or not isinstance(classes, Iterable):
+        raise WrongType("give a list of Resource classes (or type names), not one")
+    found: list[type[Resource]] = []
+    for one in classes:
+        if isinstance(one, str):
+            cls = resource_class(one)
+            if cls is None:
+                raise InvalidInput(f"no Resource class of type {one!r} is defined in this process")
+            found.append(cls)
+        else:
+            found.append(check_resource_class(one))
+    return found

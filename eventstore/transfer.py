@@ -11,6 +11,7 @@ listed by (its creation order), ``expires`` the expiry of a superseded version o
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
@@ -20,12 +21,12 @@ from typing import Any, TextIO
 
 from eventstore import records
 from eventstore.backends.base import Item, Value
-from eventstore.errors import ConcurrencyError, InvalidInput
+from eventstore.errors import ConcurrencyError, InvalidInput, InvalidKey, WrongType
 from eventstore.ids import parse_version_id, recorded_at
 from eventstore.inputs import NO_STREAM, Expect, metadata_json
 from eventstore.keys import HEAD_SK, check_resource_id, check_type_name, split_pk, stream_pk
 from eventstore.reading import StoredState
-from eventstore.resource import Resource
+from eventstore.resource import Resource, check_resource_class, resource_classes
 from eventstore.store import EventStore
 from eventstore.writing import Prepared, Restored
 
@@ -91,7 +92,7 @@ def export(
     store: EventStore,
     out: TextIO,
     *,
-    types: Collection[str] | None = None,
+    types: Collection[str | type[Resource]] | None = None,
     progress: Callable[[ExportReport], None] | None = None,
     every: float = 2.0,
 ) -> ExportReport:
@@ -101,6 +102,15 @@ def export(
     ``every`` seconds and at the end."""
     report = ExportReport()
     began = last = time.monotonic()
+    types = type_names(types)
+    for name in sorted(types or ()):
+        # A type name nobody wrote (a typo) would export nothing, silently.
+        listings = (name, records.deleted_listing(name))
+        if not any(
+            store.backend.query(listing, index=records.LISTING, limit=1).items
+            for listing in listings
+        ):
+            raise InvalidInput(f"the table holds no streams of type {name!r}")
 
     def skipped(n: int) -> None:
         report.skipped_trimmed += n
@@ -205,7 +215,7 @@ def parse_line(text: str, line: int) -> ExportedVersion:
         )
     except KeyError as e:
         raise bad(f"missing field {e}") from e
-    except InvalidInput as e:
+    except (InvalidInput, InvalidKey) as e:
         if str(e).startswith(f"line {line}:"):
             raise
         raise bad(str(e)) from e
@@ -239,6 +249,45 @@ def exported_streams(lines: Iterable[str]) -> Iterator[list[ExportedVersion]]:
         yield stream
 
 
+@contextlib.contextmanager
+def _lines(path: str | Path) -> Iterator[Iterator[str]]:
+    """The file's lines as text; :class:`InvalidInput` naming the first that is not UTF-8."""
+    if not isinstance(path, (str, Path)):
+        raise WrongType(f"path must be a str or a Path, got {type(path).__name__}")
+    try:
+        raw = open(path, "rb")  # noqa: SIM115 - closed below
+    except OSError as e:
+        raise InvalidInput(f"cannot read {str(path)!r}: {e.strerror or e}") from e
+
+    def decoded() -> Iterator[str]:
+        for number, line in enumerate(raw, 1):
+            try:
+                yield line.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise InvalidInput(f"line {number}: not UTF-8 text ({e.reason})") from None
+
+    with raw:
+        yield decoded()
+
+
+def type_names(types: object) -> set[str] | None:
+    """Type names given as names or as Resource classes (``None``: every type);
+    :class:`WrongType` for anything else."""
+    if types is None:
+        return None
+    if isinstance(types, (str, type)) or not isinstance(types, Iterable):
+        raise WrongType("types must be a list of type names or Resource classes, not one")
+    names: set[str] = set()
+    for one in types:
+        if isinstance(one, str):
+            names.add(check_type_name(one))
+        elif isinstance(one, type) and issubclass(one, Resource):
+            names.add(check_resource_class(one).resource_type)
+        else:
+            raise WrongType(f"types holds {one!r}: give type names or Resource classes")
+    return names
+
+
 @dataclass
 class ImportReport:
     """``versions`` written in ``commits``; ``present`` versions were already there (a rerun
@@ -256,7 +305,7 @@ class ImportReport:
 def import_file(
     store: EventStore,
     path: str | Path,
-    classes: Iterable[type[Resource]],
+    classes: Iterable[type[Resource] | str],
     *,
     progress: Callable[[ImportReport], None] | None = None,
     every: float = 2.0,
@@ -272,9 +321,9 @@ def import_file(
     that holds something else raises :class:`ConcurrencyError` and the import stops there.
     Projections declared on ``store`` are written for each stream's latest state; rebuild the
     others afterwards."""
-    by_name = {cls.resource_type: cls for cls in classes}
+    by_name = {cls.resource_type: cls for cls in resource_classes(classes)}
     began = time.monotonic()
-    with open(path, encoding="utf-8") as lines:
+    with _lines(path) as lines:
         for stream in exported_streams(lines):
             cls = by_name.get(stream[0].resource_type)
             if cls is None:
@@ -285,7 +334,7 @@ def import_file(
                 _state(cls, one)
     report = ImportReport()
     last = time.monotonic()
-    with open(path, encoding="utf-8") as lines:
+    with _lines(path) as lines:
         for stream in exported_streams(lines):
             _import_stream(
                 store, by_name[stream[0].resource_type], _after_gap(stream, report), report

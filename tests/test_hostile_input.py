@@ -821,3 +821,72 @@ def test_forged_replay_checkpoints(seeded: tuple[EventStore, dict[str, str]]) ->
         except InvalidInput:
             ERRORS["InvalidInput"] += 1
     refuse.unchanged()
+
+
+def test_wrong_argument_types_are_typed_errors(tmp_path: Any) -> None:
+    """Issue 24, item 9: every wrong type is WrongType (a TypeError), never a raw TypeError or
+    AttributeError; export and import take classes or type names alike."""
+    import eventstore
+    from eventstore import InvalidInput, WrongType
+    from eventstore.checking import check
+    from eventstore.transfer import export, import_file
+    from tests.models import Order
+
+    store = eventstore.open("memory://")
+    store.create_table()
+    store.append(Order(customer="a"), resource_id="a")
+    with pytest.raises(WrongType):
+        store.read_many(Order, None)  # type: ignore[arg-type]
+    with pytest.raises(WrongType):
+        check(store, Order)  # type: ignore[arg-type]
+    out = tmp_path / "all.jsonl"
+    for bad in (5, "Order", Order, [5]):
+        with pytest.raises(WrongType), out.open("w") as f:
+            export(store, f, types=bad)  # type: ignore[arg-type]
+    with out.open("w") as f:
+        assert export(store, f, types=[Order]).versions == 1
+    with out.open("w") as f:
+        assert export(store, f, types=["Order"]).versions == 1
+    with pytest.raises(InvalidInput, match="no streams of type 'Nope'"), out.open("w") as f:
+        export(store, f, types=["Nope"])
+    with out.open("w") as f:
+        export(store, f)
+    target = eventstore.open("memory://")
+    target.create_table()
+    with pytest.raises(WrongType):
+        import_file(target, out, Order)  # type: ignore[arg-type]
+    assert import_file(target, out, ["Order"]).versions == 1
+
+
+def test_import_names_the_line_of_bad_bytes_and_bad_keys(tmp_path: Any) -> None:
+    """Issue 24, item 8: a file that is not UTF-8, an id with a NUL, a bad type name: each
+    refusal names its line."""
+    import json
+
+    import eventstore
+    from eventstore import InvalidInput
+    from eventstore.transfer import export, import_file
+    from tests.models import Order
+
+    store = eventstore.open("memory://")
+    store.create_table()
+    store.append(Order(customer="a"), resource_id="a")
+    store.append(Order(customer="b"), resource_id="b")
+    good = tmp_path / "good.jsonl"
+    with good.open("w") as f:
+        export(store, f)
+    first, second = good.read_text().splitlines()
+    target = eventstore.open("memory://")
+    target.create_table()
+    broken = tmp_path / "broken.jsonl"
+    broken.write_bytes(first.encode() + b"\n" + b'{"state":{"x":"\xff\xfe"}}\n')
+    with pytest.raises(InvalidInput, match="line 2: not UTF-8"):
+        import_file(target, broken, [Order])
+    fields = json.loads(second)
+    for name, value in (("id", "b\x00"), ("type", "9bad")):
+        bad = {"state": fields["state"], **{k: v for k, v in fields.items() if k != "state"}}
+        bad[name] = value
+        line = json.dumps(bad, separators=(",", ":"))
+        broken.write_text(first + "\n" + second + "\n" + line + "\n")
+        with pytest.raises(InvalidInput, match="line 3"):
+            import_file(target, broken, [Order])
