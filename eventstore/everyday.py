@@ -30,11 +30,12 @@ class Everyday(StoreSurface):
         event: str | None = None,
         metadata: Mapping[str, Any] | None = None,
         default: R | None = None,
-        max_attempts: int = 10,
+        max_attempts: int | None = None,
     ) -> Version[R]:
         """Read the latest version, call ``change(state)`` and append what it returns with the
         read version as ``expected_version``; on a conflict, read again and call ``change``
-        again (with backoff and jitter), up to ``max_attempts`` times, then raise the last
+        again (with backoff and jitter), for up to the store's ``contention_budget`` seconds
+        (10 by default), or up to ``max_attempts`` times if given, then raise the last
         :class:`ConcurrencyError`. Returns the new version.
 
         ``change`` must be a pure function of the state: it may run several times. It may return
@@ -45,9 +46,18 @@ class Everyday(StoreSurface):
         cls = check_resource_class(resource_type)
         if not callable(change):
             raise WrongType(f"change must be a function of the state, got {change!r}")
-        if isinstance(max_attempts, bool) or not isinstance(max_attempts, int) or max_attempts < 1:
-            raise InvalidInput(f"max_attempts must be an int >= 1, got {max_attempts!r}")
-        backoff = Backoff(base=0.005, cap=0.5, attempts=max_attempts)
+        if max_attempts is not None and (
+            isinstance(max_attempts, bool) or not isinstance(max_attempts, int) or max_attempts < 1
+        ):
+            raise InvalidInput(f"max_attempts must be an int >= 1 or None, got {max_attempts!r}")
+        # Bounded by time by default, as ANY appends are: a count of attempts that holds for 2
+        # writers of a stream runs out for 8 (one update in 80 did, at 10 attempts).
+        backoff = Backoff(
+            base=0.005,
+            cap=0.5,
+            attempts=max_attempts,
+            budget=self.writer.contention_budget if max_attempts is None else None,
+        )
         while True:
             try:
                 current: Version[R] | None = self.read_version(cls, resource_id)
