@@ -38,6 +38,10 @@ class ErasureReport:
     items_deleted: int = 0
     feed_entries_cleared: int = 0
     writes: int = 0
+    #: Whether the backend's own files hold none of the erased bytes any more. ``False`` on
+    #: SQLite when another process held a read transaction: the write-ahead log keeps them
+    #: until ``store.backend.forget_deleted()`` succeeds (it returns ``True`` then).
+    files_clean: bool = True
 
 
 def erase(
@@ -92,7 +96,13 @@ def erase(
     if head is not None:
         backend.write([Delete(records.head_key(pk))])
         report.writes += 1
-    backend.forget_deleted()
+    report.files_clean = backend.forget_deleted()
+    if not report.files_clean:
+        _log.warning(
+            "erased %s, but another connection's read transaction keeps the write-ahead log "
+            "from being truncated: call store.backend.forget_deleted() again once it ends",
+            pk,
+        )
     _log.info(
         "erased %s: %d items, %d feed entries cleared, %d writes",
         pk,

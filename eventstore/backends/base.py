@@ -336,11 +336,13 @@ class Backend(abc.ABC):
         """Release connections. The backend must not be used afterwards."""
         return None
 
-    def forget_deleted(self) -> None:
+    def forget_deleted(self) -> bool:
         """Make sure the bytes of deleted items do not survive in the backend's own files (an
-        erasure calls it). Nothing to do on DynamoDB or in memory; SQLite zeroes deleted content
-        (``secure_delete``) and truncates its write-ahead log here."""
-        return None
+        erasure calls it); return whether that is done. Nothing to do on DynamoDB or in memory;
+        SQLite zeroes deleted content (``secure_delete``) and truncates its write-ahead log here,
+        which it cannot do while another connection (another process) holds a read
+        transaction: it then returns ``False`` after a short wait, and a later call finishes."""
+        return True
 
     def usage(self) -> Usage:
         """Requests sent and capacity units consumed so far by the calling thread (zeros for an

@@ -128,6 +128,11 @@ def decode_item(data: bytes) -> Item:
     return item
 
 
+# How long an erasure waits for other connections' read transactions to end before it reports
+# that the write-ahead log still holds deleted bytes.
+_FORGET_WAIT_MS = 2000
+
+
 class SQLiteBackend(Backend):
     """SQLite backend. ``path`` is a file path or ``":memory:"``.
 
@@ -237,12 +242,18 @@ class SQLiteBackend(Backend):
         with self._use() as connection:
             self._setup(connection)
 
-    def forget_deleted(self) -> None:
+    def forget_deleted(self) -> bool:
         if self._memory:
-            return
+            return True
         with self._use() as connection:
-            # Old page images in the write-ahead log go too.
-            connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            # Old page images in the write-ahead log go too. A reader's open transaction keeps
+            # them (it may still need them): wait a little for it, not the whole busy timeout.
+            connection.execute(f"PRAGMA busy_timeout = {_FORGET_WAIT_MS}")
+            try:
+                busy, _, _ = connection.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            finally:
+                connection.execute(f"PRAGMA busy_timeout = {int(self._timeout * 1000)}")
+            return bool(busy == 0)
 
     def close(self) -> None:
         with self._guard:
