@@ -87,6 +87,11 @@ def run_fastapi() -> None:
     assert client.get(f"/orders/{order_id}", params={"version": 99}).status_code == 404
     assert client.get("/orders/nobody/history").status_code == 404
     assert client.post("/orders", json={"total_cents": 1}).status_code == 422  # no customer
+    for bad_id in ("x" * 300, "a%00b"):  # a NUL, percent-encoded as a client sends it
+        assert client.get(f"/orders/{bad_id}").status_code == 400
+        put = client.put(f"/orders/{bad_id}", json=body, headers={"If-Match": '"1"'})
+        assert put.status_code == 400, put.text
+        assert client.get(f"/orders/{bad_id}/history").status_code == 400
 
 
 def _event(
@@ -132,6 +137,20 @@ def run_lambda() -> None:
     assert handler(_event("GET /orders/{id}", "nobody"), None)["statusCode"] == 404
     assert handler(_event("DELETE /orders/{id}", order_id), None)["statusCode"] == 404
     assert handler(_event("POST /orders", body={"total_cents": 1}), None)["statusCode"] == 400
+    # Every bad request gets a 4xx with a clear body, never a 500 or a Python message.
+    weak = _event("PATCH /orders/{id}", order_id, {"status": "sent"}, **{"If-Match": 'W/"2"'})
+    assert handler(weak, None)["statusCode"] == 200
+    for body, if_match in (([1], '"3"'), ({"status": "x"}, '"three"'), ("[", '"3"')):
+        raw = _event("PATCH /orders/{id}", order_id, None, **{"If-Match": if_match})
+        raw["body"] = body if isinstance(body, str) else json.dumps(body)
+        answer = handler(raw, None)
+        assert answer["statusCode"] == 400, (body, answer)
+        assert "invalid literal" not in answer["body"]
+    for bad_id in ("x" * 300, "a\x00b"):
+        assert handler(_event("GET /orders/{id}", bad_id), None)["statusCode"] == 400
+    typed = _event("PATCH /orders/{id}", order_id, {"total_cents": "many"}, **{"If-Match": '"3"'})
+    answer = handler(typed, None)
+    assert answer["statusCode"] == 400 and "total_cents" in answer["body"]
 
 
 if __name__ == "__main__":

@@ -17,7 +17,8 @@ from __future__ import annotations
 import os
 from typing import Annotated, Any
 
-from fastapi import FastAPI, Header, HTTPException, Response
+from fastapi import FastAPI, Header, HTTPException, Request, Response
+from fastapi.responses import JSONResponse
 
 import eventstore
 from eventstore import (
@@ -25,6 +26,7 @@ from eventstore import (
     ConcurrencyError,
     EventStore,
     InvalidInput,
+    InvalidKey,
     Resource,
     StreamNotFound,
     Version,
@@ -64,6 +66,11 @@ def expected_from(if_match: str) -> int:
 
 def create_app(store: EventStore) -> FastAPI:
     app = FastAPI(title="orders")
+
+    @app.exception_handler(InvalidKey)
+    def bad_id(request: Request, error: InvalidKey) -> JSONResponse:
+        # An id no stream can have (too long, control characters), on any route.
+        return JSONResponse({"detail": str(error)}, status_code=400)
 
     @app.post("/orders", status_code=201)
     def create(order: Order, response: Response) -> dict[str, Any]:

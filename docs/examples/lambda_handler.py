@@ -18,8 +18,18 @@ import json
 import os
 from typing import Any
 
+from pydantic import ValidationError
+
 import eventstore
-from eventstore import ConcurrencyError, EventStore, InvalidInput, Resource, StreamNotFound, Version
+from eventstore import (
+    ConcurrencyError,
+    EventStore,
+    InvalidInput,
+    InvalidKey,
+    Resource,
+    StreamNotFound,
+    Version,
+)
 
 
 class Order(Resource):
@@ -56,6 +66,12 @@ def as_json(version: Version[Order]) -> dict[str, Any]:
     }
 
 
+def expected_from(if_match: str) -> int | None:
+    """The version an ``If-Match`` header names (``"3"`` or weak ``W/"3"``), or ``None``."""
+    text = if_match.strip().removeprefix("W/").strip('"')
+    return int(text) if text.isdigit() and int(text) >= 1 else None
+
+
 def handler(event: dict[str, Any], context: object) -> dict[str, Any]:
     route = event.get("routeKey", "")
     order_id = (event.get("pathParameters") or {}).get("id")
@@ -70,14 +86,22 @@ def handler(event: dict[str, Any], context: object) -> dict[str, Any]:
         if route == "PATCH /orders/{id}":
             if "if-match" not in headers:
                 return reply(428, {"message": "send If-Match with the ETag you read"})
-            expected = int(headers["if-match"].strip('"'))
-            changes = json.loads(event.get("body") or "{}")
+            expected = expected_from(headers["if-match"])
+            if expected is None:
+                return reply(400, {"message": 'If-Match must be an ETag of this API, like "3"'})
+            try:
+                changes = json.loads(event.get("body") or "{}")
+            except ValueError:
+                return reply(400, {"message": "the body must be a JSON object"})
+            if not isinstance(changes, dict):
+                return reply(400, {"message": "the body must be a JSON object of fields to change"})
             current = store().read_version(Order, order_id or "")
             if current.version != expected:
                 return reply(412, {"current_version": current.version})
-            changed = current.state.model_copy(update=changes)
+            # Validated as a whole, so a wrong field type is a 400, never a stored surprise.
+            changed = Order.model_validate({**current.state.model_dump(), **changes})
             made = store().append(
-                Order.model_validate(changed.model_dump()),
+                changed,
                 resource_id=current.resource_id,
                 expected_version=expected,
                 event="changed",
@@ -88,5 +112,8 @@ def handler(event: dict[str, Any], context: object) -> dict[str, Any]:
         return reply(404, {"message": f"no order {order_id}"})
     except ConcurrencyError as e:  # changed between the read and the append
         return reply(412, {"current_version": e.actual})
-    except (InvalidInput, ValueError) as e:  # pydantic's ValidationError is a ValueError
+    except ValidationError as e:
+        fields = [{"field": ".".join(map(str, x["loc"])), "problem": x["msg"]} for x in e.errors()]
+        return reply(400, {"message": "invalid order", "errors": fields})
+    except (InvalidInput, InvalidKey) as e:  # a bad id or version
         return reply(400, {"message": str(e)})
