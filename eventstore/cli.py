@@ -265,8 +265,11 @@ def _history(parsed: argparse.Namespace) -> int:
     from eventstore.urls import open_store
 
     with open_store(parsed.url) as store:
-        print("version\trecorded at\tevent\tmetadata")
+        header = False
         for found in store.reader.stored_states(_stream_pk(parsed)):
+            if not header:  # only once the stream is known to exist
+                print("version\trecorded at\tevent\tmetadata")
+                header = True
             fields = version_fields(found)
             event = fields["event"] or "-"
             if fields["deleted"]:
@@ -376,6 +379,10 @@ def _feed(parsed: argparse.Namespace) -> int:
         try:
             while True:
                 for entry in store.feed_entries(position, partition=parsed.partition):
+                    if not entry.resource_id:  # an erased stream's: the position, nothing else
+                        print(f"{entry.position}\t(erased)", flush=True)
+                        position = entry.position
+                        continue
                     what = "(trimmed)" if entry.trimmed else (entry.event or "-")
                     print(
                         f"{entry.position}\t{entry.resource_type}\t{entry.resource_id}\t"

@@ -71,7 +71,9 @@ class Everyday(StoreSurface):
                     raise StreamNotFound(cls.resource_type, resource_id)
                 return current
             if not isinstance(new, cls):
-                raise WrongType(f"change must return a {cls.__name__} or None, got {new!r}")
+                raise WrongType(
+                    f"change must return an instance of {cls.__name__}, or None; got {new!r}"
+                )
             try:
                 return self.append(
                     new,

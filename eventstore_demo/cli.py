@@ -19,7 +19,7 @@ def demo_main(argv: list[str]) -> int:
         "--dynamodb",
         metavar="ENDPOINT",
         help="also run the last part on DynamoDB at this endpoint, e.g. http://127.0.0.1:8000 "
-        "(start one with: eventstore local)",
+        "(start one with: .venv/bin/eventstore local)",
     )
     try:
         args = parser.parse_args(argv)

@@ -100,7 +100,7 @@ def run(path: str, *, dynamodb: str | None = None) -> None:
         _on_dynamodb(dynamodb, say)
     else:
         say(
-            "\n10. The same on DynamoDB: start DynamoDB Local with `eventstore local`, then run "
+            "\n10. The same on DynamoDB: start DynamoDB Local with `.venv/bin/eventstore local`, then run "
             "`eventstore demo --dynamodb http://127.0.0.1:8000` to see requests and capacity "
             "units per operation."
         )
