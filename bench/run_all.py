@@ -36,6 +36,7 @@ class Bench:
 BENCHES = [
     Bench("dynamodb_costs", ("bench/dynamodb_costs.py",), True),
     Bench("feed", ("bench/feed.py",), True),
+    Bench("feed_scale", ("bench/feed_scale.py",), True),
     Bench("commits", ("bench/commits.py",), True),
     Bench("everyday", ("bench/everyday.py",), True),
     Bench("client_cpu", ("bench/client_cpu.py",), True),

@@ -164,6 +164,10 @@ class FeedClock:
             with _KNOWN_LOCK:
                 _KNOWN[identity] = found
 
+    def recorded_implicit(self) -> None:
+        """A commit recorded the implicit configuration (an inline feed of one partition)."""
+        self._settle((records.INLINE, 1))
+
     def learn_config(self, item: Item | None) -> None:
         """A commit that tried to record the implicit configuration found one recorded."""
         if item is not None:

@@ -204,10 +204,11 @@ class Writer:
                     # ten minutes of token memory: a token of each attempt's own (the backend
                     # repeats it when it retries the same request).
                     token = uuid.uuid4().hex
-                inline = bool(atomic.counters_at)
-                self.backend.write(
-                    atomic.writes, token=token, conflicts="raise" if inline else "retry"
-                )
+                if atomic.counters_at and not self.backend.serialised:
+                    # A counter's conflict must come back here, to read the counter again.
+                    self.backend.write(atomic.writes, token=token, conflicts="raise")
+                else:
+                    self.backend.write(atomic.writes, token=token)
                 break
             except WriteConflict as e:
                 # Other transactions were moving a feed counter (or a head) at that moment: read
@@ -325,6 +326,8 @@ class Writer:
                         raise self._contention(streams, atomic, backoff) from None
         for partition, (_, last) in atomic.partitions.items():
             self.clock.learn(partition, last)
+        if _CONFIG in atomic.counters_at.values():
+            self.clock.recorded_implicit()
         return self._settle(batch, list(plans.values()))
 
     def _reread_counters(self, atomic: _Write) -> None:

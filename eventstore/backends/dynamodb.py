@@ -400,7 +400,12 @@ class DynamoDBBackend(Backend):
                     self._spent(operation, response)
                     return response
                 except ClientError as e:
-                    raise self._translate(e, on_error) from e
+                    translated = self._translate(e, on_error)
+                    if isinstance(translated, WriteConflict) and unknown:
+                        # An earlier attempt may have been applied: only the same request (the
+                        # same token) can tell, so it is retried rather than handed back.
+                        translated = _Retry(e, unknown=False)
+                    raise translated from e
                 except _TIMEOUTS as e:
                     raise _Retry(e, unknown=True) from e
                 except _TRANSPORT as e:
