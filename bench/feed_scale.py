@@ -252,7 +252,7 @@ def index_units(endpoint: str) -> list[str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
-    parser.add_argument("--total", type=int, default=320, help="appends per configuration")
+    parser.add_argument("--total", type=int, default=192, help="appends per configuration")
     parser.add_argument("--lag-versions", type=int, default=300)
     args = parser.parse_args()
     endpoint = require_local_dynamodb(os.environ.get(ENDPOINT_VAR))

@@ -269,3 +269,46 @@ def test_a_commit_whose_answer_was_lost_is_stored_once(
     stored = list(store.read_stream(Order, "a"))
     assert [v.version_id for v in stored[1:]] == [made[0].version_id, made[2].version_id]
     assert [v.version for v in store.read_stream(Note, "r")] == [1]
+
+
+def test_a_commit_just_under_the_4mb_check_is_accepted_by_dynamodb(
+    dynamodb_store: EventStore,
+) -> None:
+    """Issue 24, item 5: the 4 MB check counts what DynamoDB counts (keys, conditions, request
+    overhead), so the largest commit it lets through is one DynamoDB takes."""
+    import random
+
+    from eventstore import Append, CommitTooLarge
+    from tests.models import Blob
+
+    class _Stop(Exception):
+        pass
+
+    real = dynamodb_store.backend.write
+
+    def dry(writes: Any, **_: Any) -> None:
+        raise _Stop
+
+    def appends(last: int) -> list[Append[Blob]]:
+        sizes = [290_000] * 14 + [last]  # keyframes of about 293 KB each (zstd of base64)
+        return [Append(Blob(data=random.Random(i).randbytes(n))) for i, n in enumerate(sizes)]
+
+    def passes(last: int) -> bool:
+        dynamodb_store.backend.write = dry  # type: ignore[method-assign]
+        try:
+            dynamodb_store.append_many(appends(last))
+        except _Stop:
+            return True
+        except CommitTooLarge:
+            return False
+        finally:
+            dynamodb_store.backend.write = real  # type: ignore[method-assign]
+        raise AssertionError("the dry run wrote")
+
+    low, high = 1, 290_000
+    assert passes(low) and not passes(high)
+    while high - low > 1:
+        middle = (low + high) // 2
+        low, high = (middle, high) if passes(middle) else (low, middle)
+    made = dynamodb_store.append_many(appends(low))  # the largest commit the check passes
+    assert len(made) == 15

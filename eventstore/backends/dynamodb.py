@@ -36,6 +36,7 @@ from eventstore.backends.base import (
     INDEX_ATTRIBUTES,
     INDEXES,
     MAX_ITEM_SIZE,
+    MAX_WRITE_BYTES,
     Backend,
     ChangeStream,
     Condition,
@@ -54,12 +55,14 @@ from eventstore.backends.base import (
     check_batch,
     index_keys,
 )
+from eventstore.backends.dynamodb_streams import DynamoDBChangeStream
 from eventstore.backends.sizes import item_size
 from eventstore.backoff import Backoff
 from eventstore.errors import (
     BackendError,
     BackendTimeout,
     BackendUnavailable,
+    CommitTooLarge,
     CredentialsMissing,
     InvalidInput,
     ItemTooLarge,
@@ -309,8 +312,6 @@ class DynamoDBBackend(Backend):
                 arn = self._stream_arn()
                 if arn is None:
                     return None
-                from eventstore.backends.dynamodb_streams import DynamoDBChangeStream
-
                 if self._streams_client is None:
                     meta = self.client.meta
                     self._streams_client = boto3.session.Session().client(
@@ -320,7 +321,16 @@ class DynamoDBBackend(Backend):
                         config=meta.config,
                     )
                     self._streams_client.meta.events.register("before-send", self._count)
-                self._stream = DynamoDBChangeStream(self, self._streams_client, arn)
+                client = self._streams_client
+
+                def send(
+                    operation: str,
+                    params: dict[str, Any],
+                    on_error: Callable[[ClientError], Exception | None],
+                ) -> dict[str, Any]:
+                    return self._call(operation, params, on_error, client=client)
+
+                self._stream = DynamoDBChangeStream(send, arn)
             return self._stream
 
     def enable_change_stream(self) -> None:
@@ -470,6 +480,11 @@ class DynamoDBBackend(Backend):
             ]
             if too_large:
                 return ItemTooLarge(MAX_ITEM_SIZE + 1, MAX_ITEM_SIZE)
+        if code == "ValidationException" and "payload size cannot exceed" in message:
+            # The commit check counts generously; this is the server's own word, kept typed.
+            found = re.search(r"Payload Size: (\d+)", message)
+            size = int(found.group(1)) if found else MAX_WRITE_BYTES + 1
+            return CommitTooLarge("bytes", size, MAX_WRITE_BYTES)
         if code == "ValidationException" and _TOO_LARGE in message:
             # The server does not say by how much; the size is at least one byte over the limit.
             return ItemTooLarge(MAX_ITEM_SIZE + 1, MAX_ITEM_SIZE)

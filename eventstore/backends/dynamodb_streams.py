@@ -1,6 +1,7 @@
 """A DynamoDB table's stream (DynamoDB Streams) as the :class:`ChangeStream` of the contract.
 
-Requests go through the table backend's one place for sending, retrying and translating errors.
+Requests go through the table backend's one place for sending, retrying and translating errors
+(``send``: its ``_call`` bound to the streams client).
 Shard iterators are kept between reads, so following a shard costs one ``GetRecords`` per poll;
 an iterator that expired (15 minutes) is replaced from the last sequence number read.
 """
@@ -9,15 +10,18 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import TYPE_CHECKING, Any, Literal, cast
+from collections.abc import Callable
+from typing import Any, Literal, TypeAlias, cast
 
 from botocore.exceptions import ClientError
 
 from eventstore.backends.base import Change, ChangeStream, Shard
 from eventstore.errors import BackendError
 
-if TYPE_CHECKING:
-    from eventstore.backends.dynamodb import DynamoDBBackend
+#: Sends one request: (operation, parameters, a translation of client errors) -> response.
+Send: TypeAlias = Callable[
+    [str, dict[str, Any], Callable[[ClientError], Exception | None]], dict[str, Any]
+]
 
 _log = logging.getLogger("eventstore")
 
@@ -31,9 +35,8 @@ class _Trimmed(Exception):
 
 
 class DynamoDBChangeStream(ChangeStream):
-    def __init__(self, backend: DynamoDBBackend, client: Any, arn: str) -> None:
-        self.backend = backend
-        self.client = client
+    def __init__(self, send: Send, arn: str) -> None:
+        self.send = send
         self.arn = arn
         self._lock = threading.Lock()
         # shard -> (sequence number the iterator continues after, the iterator)
@@ -48,7 +51,7 @@ class DynamoDBChangeStream(ChangeStream):
                 return _Trimmed()
             return None
 
-        return self.backend._call(operation, params, on_error, client=self.client)
+        return self.send(operation, params, on_error)
 
     def shards(self) -> list[Shard]:
         found: list[Shard] = []
