@@ -12,6 +12,9 @@ Run from the repository root::
    and ``POPOApplicationRecorder`` (in memory).
 2. On DynamoDB Local, one ``insert_events`` of 1, 10 and 100 events of one new originator
    (state 100 bytes): requests and write units by DynamoDB's rule (``bench/dynamodb_costs.py``).
+3. The write ceiling with concurrent writers: 1, 4 and 16 threads inserting one event at a time
+   on DynamoDB Local, every insert moving the application's one notification counter (their
+   recorder contract returns notification ids from ``insert_events``, so the counter stays).
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ import os
 import platform
 import re
 import tempfile
+import threading
+import time
 import uuid
 from collections.abc import Callable
 from datetime import date
@@ -110,6 +115,52 @@ def insert_costs(endpoint: str) -> list[str]:
     return rows
 
 
+def write_ceiling(endpoint: str, writers: int, inserts: int) -> str:
+    """W threads, each inserting one event at a time for originators of its own, on one
+    application recorder's notification counter: inserts/s, requests per insert, failures."""
+    table = f"bench-es-{uuid.uuid4().hex[:8]}"
+    factory = Factory(
+        Environment(
+            "ceiling",
+            {"EVENTSTORE_URL": f"dynamodb://{table}?region={REGION}&endpoint_url={endpoint}"},
+        )
+    )
+    recorder = factory.application_recorder()
+    recorder.max_notification_id()
+    lock = threading.Lock()
+    failed = [0]
+    barrier = threading.Barrier(writers + 1)
+
+    def work() -> None:
+        barrier.wait()
+        for _ in range(inserts):
+            event = StoredEvent(uuid.uuid4(), 1, "topic", b"x" * 100)
+            try:
+                recorder.insert_events([event])
+            except Exception:  # counted: every failure shows in the table
+                with lock:
+                    failed[0] += 1
+
+    threads = [threading.Thread(target=work) for _ in range(writers)]
+    for t in threads:
+        t.start()
+    before = factory.backend.requests()
+    barrier.wait()
+    began = time.perf_counter()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - began
+    total = writers * inserts
+    requests = factory.backend.requests() - before
+    last = recorder.max_notification_id() or 0
+    factory.backend.delete_table()  # type: ignore[attr-defined]
+    factory.close()
+    return (
+        f"| {writers} | {total} | {(total - failed[0]) / elapsed:.0f} | "
+        f"{requests / total:.2f} | {failed[0]} | {last} |"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--endpoint-url", default=os.environ.get(ENDPOINT_VAR))
@@ -142,6 +193,14 @@ def main() -> None:
     print("|---:|---:|---:|")
     for row in insert_costs(args.endpoint_url):
         print(row)
+    print(
+        "\nWrite ceiling on DynamoDB Local: W threads inserting one event at a time, every "
+        "insert moving the application's one notification counter:\n"
+    )
+    print("| writers | inserts | inserts/s | requests per insert | failed | last notification id |")
+    print("|---:|---:|---:|---:|---:|---:|")
+    for writers in (1, 4, 16):
+        print(write_ceiling(args.endpoint_url, writers, max(10, 160 // writers)), flush=True)
 
 
 if __name__ == "__main__":
