@@ -74,7 +74,10 @@ def check(
                 except (SchemaMismatch, CorruptRecord) as e:
                     type_name, rid = split_pk(pk)
                     number = e.version
-                    report.failures.append(Failure(type_name, rid, number, str(e)))
+                    # The failure names the version already: its reason says the rest.
+                    reason = str(e).removeprefix(f"{type_name} {rid!r} version {number}")
+                    reason = reason.removeprefix(":").strip()
+                    report.failures.append(Failure(type_name, rid, number, reason))
                     if number is None:
                         break
                     start = number + 1

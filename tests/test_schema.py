@@ -227,6 +227,7 @@ def test_check_command(sqlite_url: str, tmp_path: Any, capsys: pytest.CaptureFix
     assert main(["check", sqlite_url, "tests.test_schema:OldItem"]) == 1
     out = capsys.readouterr().out
     assert "FAIL schema.Item 'j' version 1" in out and "1 failed" in out
+    assert out.count("'j' version 1") == 1  # the reason does not repeat what it names
 
 
 def __getattr__(name: str) -> Any:
