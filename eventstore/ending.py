@@ -51,7 +51,7 @@ class Ending(StoreSurface):
             latest = self.read_version(cls, rid)
             if isinstance(expected, int) and expected != latest.version:
                 raise ConcurrencyError(cls.resource_type, rid, expected, latest.version)
-            data = latest.state.__pydantic_serializer__.to_json(latest.state)
+            data = latest.state.__pydantic_serializer__.to_json(latest.state, by_alias=True)
             tombstone = Prepared(
                 cls,
                 rid,

@@ -143,7 +143,8 @@ def serialize(state: R, max_size: int) -> tuple[bytes, R]:
     :class:`InvalidState`, never stored altered."""
     name = type(state).__name__
     try:
-        data = state.__pydantic_serializer__.to_json(state)
+        # By alias: what validation reads (a model with aliases need not populate by name).
+        data = state.__pydantic_serializer__.to_json(state, by_alias=True)
     except (PydanticSerializationError, ValueError, TypeError) as e:
         raise InvalidState(f"{name} cannot be serialised: {e}") from e
     if (b"NaN" in data or b"Infinity" in data) and _has_non_finite(data):

@@ -245,3 +245,25 @@ def test_store_works_when_python_ulid_owns_the_module() -> None:
         timeout=120,
     )
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr
+
+
+def test_a_model_with_field_aliases_is_stored_by_alias() -> None:
+    """Issue 24, item 13: a model with ``Field(alias=...)`` (without ``populate_by_name``) is
+    stored as its aliases and reads back exactly, on an append and through a delete."""
+    from pydantic import Field
+
+    import eventstore
+    from eventstore import Resource
+
+    class Aliased(Resource):
+        resource_type = "values.Aliased"
+        customer_name: str = Field(alias="customerName")
+        total: int = Field(default=0, alias="totalCents")
+
+    store = eventstore.open("memory://")
+    store.create_table()
+    made = store.append(Aliased(customerName="ada", totalCents=5), resource_id="a")
+    assert store.read_version(Aliased, "a").state == made.state
+    assert made.state.customer_name == "ada" and made.state.total == 5
+    gone = store.delete(Aliased, "a")
+    assert gone.state == made.state
