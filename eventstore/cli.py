@@ -408,20 +408,12 @@ def _index(parsed: argparse.Namespace) -> int:
         raise InvalidInput("--interval must be more than 0 and at most 60 seconds")
     line = ProgressLine(sys.stderr)
     began = time.monotonic()
-    total = IndexReport()
 
     def show(report: IndexReport) -> None:
         line.show(
-            f"  {total.indexed + report.indexed:,} versions indexed, "
-            f"{total.records + report.records:,} stream records read, "
+            f"  {report.indexed:,} versions indexed, {report.records:,} stream records read, "
             f"{duration(time.monotonic() - began)}"
         )
-
-    def add(report: IndexReport) -> None:
-        total.records += report.records
-        total.indexed += report.indexed
-        total.writes += report.writes
-        total.races += report.races
 
     stop = threading.Event()
     previous = signal.getsignal(signal.SIGTERM)
@@ -430,16 +422,10 @@ def _index(parsed: argparse.Namespace) -> int:
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
         with open_store(parsed.url, index_on_read=False) as store, line:
-            while True:
-                report = store.indexer.catch_up(progress=show)
-                add(report)
-                show(IndexReport())
-                if not parsed.follow or stop.is_set():
-                    break
-                if not report.records:
-                    stop.wait(parsed.interval)
-                if stop.is_set():
-                    break
+            if parsed.follow:
+                total = store.indexer.follow(stop, poll_interval=parsed.interval, progress=show)
+            else:
+                total = store.indexer.catch_up(progress=show)
             line.end()
             print(
                 f"{total.indexed:,} versions indexed from {total.records:,} stream records in "

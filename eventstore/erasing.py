@@ -140,23 +140,14 @@ def _index_first(indexer: Indexer, partition: int, pk: str, head: Item | None) -
         return
     latest = records.number(head, records.VERSION)
     deadline = time.monotonic() + _INDEX_WAIT
-    searched = 0
-    while True:
-        indexer.catch_up(until=deadline)
-        newest = indexer.clock.last(partition, read=True)
-        if indexer.find(partition, pk, latest, after=searched) is not None:
-            return
-        searched = newest
-        if time.monotonic() > deadline:
-            _log.warning(
-                "erasing %s: version %d is not in the feed's index after %.0f s; if an indexer "
-                "indexes it later, its entry will name the stream (erase again then)",
-                pk,
-                latest,
-                _INDEX_WAIT,
-            )
-            return
-        time.sleep(0.1)
+    if indexer.wait_for(partition, pk, latest, deadline=deadline, catch_up=True) is None:
+        _log.warning(
+            "erasing %s: version %d is not in the feed's index after %.0f s; if an indexer "
+            "indexes it later, its entry will name the stream (erase again then)",
+            pk,
+            latest,
+            _INDEX_WAIT,
+        )
 
 
 def _clear_feed(

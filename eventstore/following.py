@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 from eventstore import records
 from eventstore.backends.base import Backend, ConditionFailed
 from eventstore.errors import ConcurrencyError, IndexTimeout, InvalidInput, WrongType
-from eventstore.indexer import Indexer, IndexReport
+from eventstore.indexer import Indexer
 from eventstore.inputs import Checkpoint
 from eventstore.keys import check_type_name, stream_pk
 from eventstore.positions import FeedClock
@@ -39,10 +39,6 @@ class Following:
         if self.index_on_read and self.clock.mode == records.INDEXED:
             self.indexer.catch_up()
 
-    def catch_up_index(self) -> IndexReport:
-        """Run the indexer once over what the table's stream holds now (indexed tables)."""
-        return self.indexer.catch_up()
-
     def wait_indexed(self, version: Version[R], timeout: float = 10.0) -> Version[R]:
         """``version`` with its feed position, once the index holds it: for a caller that needs
         to find its own append in the feed (read-your-writes). Catches the index up itself
@@ -58,24 +54,19 @@ class Following:
             raise InvalidInput("this table has no feed: versions get no position")
         pk = stream_pk(version.resource_type, version.resource_id)
         partition = self.clock.partition_of(pk)
-        deadline = time.monotonic() + timeout
-        searched = 0
-        delay = 0.01
-        while True:
-            if self.index_on_read:
-                self.indexer.catch_up(until=deadline)
-            newest = self.clock.last(partition, read=True)
-            found = self.indexer.find(partition, pk, version.version, after=searched)
-            if found is not None:
-                return dataclasses.replace(version, position=found)
-            searched = newest
-            if time.monotonic() + delay > deadline:
-                raise IndexTimeout(
-                    f"{version.resource_type} {version.resource_id!r} version {version.version} "
-                    f"was not indexed within {timeout} s (is an indexer running? see docs/feed.md)"
-                )
-            time.sleep(delay)
-            delay = min(delay * 2, 0.5)
+        found = self.indexer.wait_for(
+            partition,
+            pk,
+            version.version,
+            deadline=time.monotonic() + timeout,
+            catch_up=self.index_on_read,
+        )
+        if found is None:
+            raise IndexTimeout(
+                f"{version.resource_type} {version.resource_id!r} version {version.version} "
+                f"was not indexed within {timeout} s (is an indexer running? see docs/feed.md)"
+            )
+        return dataclasses.replace(version, position=found)
 
     def feed(
         self,

@@ -37,13 +37,13 @@ from eventstore.backends.base import (
     ChangeStream,
     Condition,
     ConditionFailed,
-    Item,
     Put,
     Write,
 )
 from eventstore.errors import InvalidInput
-from eventstore.keys import HEAD_SK, parse_sk
+from eventstore.keys import parse_sk
 from eventstore.positions import FeedClock
+from eventstore.reading import scanned_heads
 
 _log = logging.getLogger("eventstore")
 
@@ -71,6 +71,13 @@ class IndexReport:
     waiting: int = 0
     #: Whether the pass read every shard to its end.
     complete: bool = False
+
+    def add(self, other: IndexReport) -> None:
+        """Count ``other``'s work in this report (a follower's running total)."""
+        self.records += other.records
+        self.indexed += other.indexed
+        self.writes += other.writes
+        self.races += other.races
 
 
 @dataclass
@@ -136,12 +143,21 @@ class Indexer:
         (a ``time.monotonic()`` deadline) ends the pass early."""
         report = IndexReport() if report is None else report
         with self._pass:
-            for shard, parent in self._shard_list():
-                if until is not None and time.monotonic() > until:
-                    return report
-                self._catch_up_shard(shard, parent, report, progress, until)
-        report.complete = until is None or time.monotonic() <= until
+            self._pass_over(report, progress, until)
         return report
+
+    def _pass_over(
+        self,
+        report: IndexReport,
+        progress: Callable[[IndexReport], None] | None,
+        until: float | None,
+    ) -> None:
+        """One pass over every shard, the caller holding ``_pass``."""
+        for shard, parent in self._shard_list():
+            if until is not None and time.monotonic() > until:
+                return
+            self._catch_up_shard(shard, parent, report, progress, until)
+        report.complete = until is None or time.monotonic() <= until
 
     def _shard_list(self) -> list[tuple[str, str | None]]:
         now = time.monotonic()
@@ -202,8 +218,7 @@ class Indexer:
                 report.races += 1
                 races += 1
                 self._load([shard])
-                for p in range(self.clock.partitions()):
-                    self.clock.last(p, read=True)
+                self.clock.refresh(range(self.clock.partitions()))
                 if races > _MAX_RACES:
                     _log.warning("index: shard %s lost %d races in a row", shard, races)
                     return
@@ -248,15 +263,22 @@ class Indexer:
             mark = (last or "0") if final else batch[-1][0].sequence
             closing = done and final
             previous = self._progress[shard][0]
-            writes, moved = self._plan([v for _, v in batch])
             if mark == previous and not closing:
-                continue
-            writes.append(records.shard_move(shard, previous, mark, done=closing))
-            self.backend.write(writes)
-            for partition, position in moved.items():
-                self.clock.learn(partition, position)
+                continue  # nothing read past the progress (only an empty last batch can be)
+            self._index(
+                [v for _, v in batch], records.shard_move(shard, previous, mark, done=closing)
+            )
             self._progress[shard] = (mark, closing)
             self._read_to[shard] = mark
+
+    def _index(self, versions: Sequence[tuple[str, int]], *also: Write) -> None:
+        """Give ``versions`` the next positions of their partitions, in one atomic write with
+        ``also``; :class:`ConditionFailed` if another indexer moved a counter (or ``also``'s
+        item) first."""
+        writes, moved = self._plan(versions)
+        self.backend.write([*writes, *also])
+        for partition, position in moved.items():
+            self.clock.learn(partition, position)
 
     def _plan(self, versions: Sequence[tuple[str, int]]) -> tuple[list[Write], dict[int, int]]:
         """Chunks and counter moves giving ``versions`` the next positions of their partitions."""
@@ -282,17 +304,46 @@ class Indexer:
         poll_interval: float = 1.0,
         progress: Callable[[IndexReport], None] | None = None,
     ) -> IndexReport:
-        """Catch up again and again until ``stop`` is set; the reports added up."""
+        """Catch up again and again until ``stop`` is set, waiting ``poll_interval`` seconds
+        after a pass that found nothing; the reports added up. ``progress`` sees the running
+        total."""
         total = IndexReport()
+
+        def running(report: IndexReport) -> None:
+            if progress is not None:
+                now = IndexReport()
+                now.add(total)
+                now.add(report)
+                progress(now)
+
         while not stop.is_set():
-            report = self.catch_up(progress=progress)
-            total.records += report.records
-            total.indexed += report.indexed
-            total.writes += report.writes
-            total.races += report.races
+            report = self.catch_up(progress=running)
+            total.add(report)
+            running(IndexReport())
             if not report.records:
                 stop.wait(poll_interval)
         return total
+
+    def wait_for(
+        self, partition: int, pk: str, number: int, *, deadline: float, catch_up: bool
+    ) -> int | None:
+        """The position of version ``number`` of stream ``pk`` once the index holds it (catching
+        the index up first with ``catch_up``), or ``None`` at ``deadline`` (``time.monotonic()``).
+        Each round searches only the positions given since the round before."""
+        searched = 0
+        delay = 0.01
+        while True:
+            if catch_up:
+                self.catch_up(until=deadline)
+            newest = self.clock.last(partition, read=True)
+            found = self.find(partition, pk, number, after=searched)
+            if found is not None:
+                return found
+            searched = newest
+            if time.monotonic() + delay > deadline:
+                return None
+            time.sleep(delay)
+            delay = min(delay * 2, 0.5)
 
     def find(self, partition: int, pk: str, number: int, *, after: int = 0) -> int | None:
         """The position of version ``number`` of stream ``pk`` if the index holds it, searching
@@ -324,14 +375,16 @@ class Indexer:
         whole index; run it while no other indexer runs."""
         report = RepairReport()
         with self._pass:
-            self.catch_up_unlocked()
+            self._pass_over(IndexReport(), None, None)
             indexed: set[tuple[str, int]] = set()
             for partition in range(self.clock.partitions()):
                 for _, pk, number in self.entries_down(partition):
                     indexed.add((pk, number))
                     report.positions += 1
             missing: list[tuple[str, int]] = []
-            for head in _heads(self.backend):
+            for head in scanned_heads(self.backend):
+                if records.is_erasing(head):
+                    continue
                 report.streams += 1
                 pk = str(head[records.PK])
                 info = records.head(head)
@@ -347,19 +400,11 @@ class Indexer:
                 found = self.backend.get([records.version_key(pk, n) for pk, n in part])
                 present = [v for v, item in zip(part, found, strict=True) if item is not None]
                 if present:
-                    writes, moved = self._plan(present)
-                    self.backend.write(writes)
-                    for partition, position in moved.items():
-                        self.clock.learn(partition, position)
+                    self._index(present)
                     report.missing += len(present)
                 if progress is not None:
                     progress(report)
         return report
-
-    def catch_up_unlocked(self) -> None:
-        report = IndexReport()
-        for shard, parent in self._shard_list():
-            self._catch_up_shard(shard, parent, report, None, None)
 
 
 _ABSENT = Condition(exists=False)
@@ -377,21 +422,3 @@ def _chunks(
         yield list(entries[start : start + size])
         start += size
         position += size
-
-
-def _heads(backend: Backend) -> Iterator[Item]:
-    """Every stream's head (a full scan of the table)."""
-    start = None
-    while True:
-        page = backend.scan(start=start)
-        for item in page.items:
-            pk = str(item[records.PK])
-            if (
-                item[records.SK] == HEAD_SK
-                and not pk.startswith("_")
-                and not records.is_erasing(item)
-            ):
-                yield item
-        if page.last_key is None:
-            return
-        start = page.last_key

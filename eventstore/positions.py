@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 import zlib
+from collections.abc import Iterable
 
 from eventstore import records
 from eventstore.backends.base import Backend, Condition, ConditionFailed, Item, Put, Write
@@ -127,11 +128,10 @@ class FeedClock:
             self.backend.write([self.config_put(wanted)])
         except ConditionFailed as e:
             had = records.feed_config(e.item) if e.item is not None else None
-            if had is not None and requested is None and partitions is None:
-                wanted = had  # nothing asked for: the table keeps what it has
-            elif had is not None and (
-                (had[1] == wanted[1] and requested is None)
-                or (had[0] == wanted[0] and partitions is None)
+            if (
+                had is not None
+                and (requested is None or had[0] == wanted[0])
+                and (partitions is None or had[1] == wanted[1])
             ):
                 wanted = had  # what was left out is the table's
             if had != wanted:
@@ -146,9 +146,7 @@ class FeedClock:
             self.backend.enable_change_stream()
         elif feed == records.INLINE:
             # Where each partition's counter stands, so that the first commit is one request.
-            counters = self.backend.get([records.counter_key(p) for p in range(partitions)])
-            for p, item in enumerate(counters):
-                self.learn(p, 0 if item is None else records.number(item, records.POSITION))
+            self.refresh(range(partitions))
 
     def config_put(self, wanted: tuple[str, int]) -> Write:
         """The write that records ``wanted`` on a table without a configuration (refused if
@@ -201,6 +199,13 @@ class FeedClock:
         position = 0 if item is None else records.number(item, records.POSITION)
         self.learn(partition, position)
         return position
+
+    def refresh(self, partitions: Iterable[int]) -> None:
+        """Read the counters of ``partitions`` again, in one request (they moved)."""
+        wanted = list(partitions)
+        found = self.backend.get([records.counter_key(p) for p in wanted])
+        for partition, item in zip(wanted, found, strict=True):
+            self.learn(partition, 0 if item is None else records.number(item, records.POSITION))
 
     def learn(self, partition: int, position: int) -> None:
         with self._lock:

@@ -24,6 +24,7 @@ from eventstore.errors import CorruptRecord, StreamNotFound, VersionNotFound
 from eventstore.ids import parse_version_id
 from eventstore.keyframes import KeyframeCache
 from eventstore.keys import (
+    HEAD_SK,
     KEYFRAME_INTERVAL,
     VERSION_PREFIX,
     keyframe_of,
@@ -42,6 +43,20 @@ OnTrimmed = Callable[[int], None]
 # A latest read that finds its version trimmed under it (only a racing erase or a keyframe seen
 # half-written can do that) reads again this many times.
 _LATEST_ROUNDS = 3
+
+
+def scanned_heads(backend: Backend) -> Iterator[Item]:
+    """The head of every resource stream of the table, deleted and erasing streams included,
+    read by one full scan (for the rare passes over everything: export, the index's repair)."""
+    start: Item | None = None
+    while True:
+        page = backend.scan(start=start)
+        for item in page.items:
+            if item[records.SK] == HEAD_SK and str(item[records.PK])[:1].isalpha():
+                yield item  # not versions, feed entries, checkpoints, eventsourcing's items
+        if page.last_key is None:
+            return
+        start = page.last_key
 
 
 @dataclass(frozen=True)

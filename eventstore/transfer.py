@@ -24,8 +24,8 @@ from eventstore.backends.base import Item, Value
 from eventstore.errors import ConcurrencyError, InvalidInput, InvalidKey, WrongType
 from eventstore.ids import parse_version_id, recorded_at
 from eventstore.inputs import NO_STREAM, Expect, metadata_json
-from eventstore.keys import HEAD_SK, check_resource_id, check_type_name, split_pk, stream_pk
-from eventstore.reading import StoredState
+from eventstore.keys import check_resource_id, check_type_name, split_pk, stream_pk
+from eventstore.reading import StoredState, scanned_heads
 from eventstore.resource import Resource, check_resource_class, resource_classes
 from eventstore.store import EventStore
 from eventstore.writing import Prepared, Restored
@@ -70,13 +70,8 @@ def version_line(found: StoredState, listed: str | None) -> str:
 def stream_heads(store: EventStore, types: Collection[str] | None = None) -> Iterator[Item]:
     """The head of every resource stream of the table (of ``types`` only, if given), deleted
     streams included, read by one full scan of the table."""
-    for page in _scan(store):
-        for item in page:
-            pk = str(item[records.PK])
-            if item[records.SK] != HEAD_SK or not pk[:1].isalpha():
-                continue  # versions, feed entries, checkpoints, the eventsourcing module's items
-            if types is not None and split_pk(pk)[0] not in types:
-                continue
+    for item in scanned_heads(store.backend):
+        if types is None or split_pk(str(item[records.PK]))[0] in types:
             yield item
 
 
@@ -130,16 +125,6 @@ def export(
     if progress is not None:
         progress(report)
     return report
-
-
-def _scan(store: EventStore) -> Iterator[list[Item]]:
-    start: Item | None = None
-    while True:
-        page = store.backend.scan(start=start)
-        yield page.items
-        if page.last_key is None:
-            return
-        start = page.last_key
 
 
 @dataclass(frozen=True)

@@ -215,7 +215,7 @@ class Writer:
                 # the counters again (they moved) and retry, after a short wait if a stream's
                 # own items were concerned.
                 feed_only = e.indexes <= set(atomic.counters_at)
-                self._reread_counters(atomic)
+                self.clock.refresh(p for p in atomic.counters_at.values() if p != _CONFIG)
                 if feed_only and backoff.elapsed < self.contention_budget * _FEED_BUDGET:
                     backoff.tries += 1
                     continue
@@ -329,14 +329,6 @@ class Writer:
         if _CONFIG in atomic.counters_at.values():
             self.clock.recorded_implicit()
         return self._settle(batch, list(plans.values()))
-
-    def _reread_counters(self, atomic: _Write) -> None:
-        partitions = [p for p in atomic.counters_at.values() if p != _CONFIG]
-        found = self.backend.get([records.counter_key(p) for p in partitions])
-        for partition, item in zip(partitions, found, strict=True):
-            self.clock.learn(
-                partition, 0 if item is None else records.number(item, records.POSITION)
-            )
 
     def _contention(
         self,

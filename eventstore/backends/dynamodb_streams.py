@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, Literal, TypeAlias, cast
 
 from botocore.exceptions import ClientError
@@ -24,6 +24,17 @@ Send: TypeAlias = Callable[
 ]
 
 _log = logging.getLogger("eventstore")
+
+
+def change_of(record: Mapping[str, Any]) -> Change:
+    """A DynamoDB Streams record (as ``GetRecords`` returns it, and as Lambda delivers it) as
+    the contract's :class:`Change`; ``KeyError``/``TypeError`` if it is not one."""
+    keys = record["dynamodb"]["Keys"]
+    return Change(
+        (str(keys["pk"]["S"]), str(keys["sk"]["S"])),
+        cast(Literal["INSERT", "MODIFY", "REMOVE"], record["eventName"]),
+        str(record["dynamodb"]["SequenceNumber"]),
+    )
 
 
 class _Expired(Exception):
@@ -111,15 +122,7 @@ class DynamoDBChangeStream(ChangeStream):
                 with self._lock:
                     self._iterators.pop(shard, None)
                 continue
-            changes = [
-                Change(
-                    (str(keys["pk"]["S"]), str(keys["sk"]["S"])),
-                    cast(Literal["INSERT", "MODIFY", "REMOVE"], record["eventName"]),
-                    str(record["dynamodb"]["SequenceNumber"]),
-                )
-                for record in response.get("Records", [])
-                for keys in [record["dynamodb"]["Keys"]]
-            ]
+            changes = [change_of(record) for record in response.get("Records", [])]
             following = response.get("NextShardIterator")
             end = changes[-1].sequence if changes else after
             with self._lock:

@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from eventstore.backends.base import Change
+from eventstore.backends.dynamodb_streams import change_of
 from eventstore.errors import InvalidInput
 from eventstore.indexer import IndexReport, version_of
 from eventstore.store import EventStore
@@ -72,15 +73,7 @@ def _done(store: EventStore, change: Change, report: IndexReport) -> bool:
 
 def _changes(event: Mapping[str, Any]) -> list[Change]:
     try:
-        listed = event["Records"]
-        return [
-            Change(
-                (str(r["dynamodb"]["Keys"]["pk"]["S"]), str(r["dynamodb"]["Keys"]["sk"]["S"])),
-                r["eventName"],
-                str(r["dynamodb"]["SequenceNumber"]),
-            )
-            for r in listed
-        ]
+        return [change_of(record) for record in event["Records"]]
     except (KeyError, TypeError) as e:
         raise InvalidInput(f"not a DynamoDB stream event: missing {e}") from e
 
