@@ -87,14 +87,14 @@ def _theirs_sqlite(tmp: Path) -> Callable[[], ApplicationRecorder]:
     return make
 
 
+def _dynamodb_factory(application: str, table: str, endpoint: str) -> Factory:
+    url = f"dynamodb://{table}?region={REGION}&endpoint_url={endpoint}"
+    return Factory(Environment(application, {"EVENTSTORE_URL": url}))
+
+
 def insert_costs(endpoint: str) -> list[str]:
     table = f"bench-es-{uuid.uuid4().hex[:8]}"
-    factory = Factory(
-        Environment(
-            "costs",
-            {"EVENTSTORE_URL": f"dynamodb://{table}?region={REGION}&endpoint_url={endpoint}"},
-        )
-    )
+    factory = _dynamodb_factory("costs", table, endpoint)
     recorder = factory.application_recorder()
     recorder.max_notification_id()
     calls = Recorder()
@@ -119,12 +119,7 @@ def write_ceiling(endpoint: str, writers: int, inserts: int) -> str:
     """W threads, each inserting one event at a time for originators of its own, on one
     application recorder's notification counter: inserts/s, requests per insert, failures."""
     table = f"bench-es-{uuid.uuid4().hex[:8]}"
-    factory = Factory(
-        Environment(
-            "ceiling",
-            {"EVENTSTORE_URL": f"dynamodb://{table}?region={REGION}&endpoint_url={endpoint}"},
-        )
-    )
+    factory = _dynamodb_factory("ceiling", table, endpoint)
     recorder = factory.application_recorder()
     recorder.max_notification_id()
     lock = threading.Lock()

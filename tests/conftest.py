@@ -53,6 +53,18 @@ def make_url(backend: str, tmp_path_factory: pytest.TempPathFactory) -> str:
     return dynamodb_url(new_table_name())
 
 
+def scanned(store: EventStore) -> list[dict[str, object]]:
+    """Every item of the store's table, read by a full scan."""
+    items: list[dict[str, object]] = []
+    start = None
+    while True:
+        page = store.backend.scan(start=start)
+        items += page.items
+        if page.last_key is None:
+            return items
+        start = page.last_key
+
+
 def drop(store: EventStore) -> None:
     """Delete a DynamoDB test table; nothing to do for embedded stores."""
     delete = getattr(store.backend, "delete_table", None)

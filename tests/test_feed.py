@@ -23,7 +23,7 @@ from eventstore import (
 )
 from eventstore import records as rec
 from eventstore.backends.base import Put
-from tests.conftest import drop
+from tests.conftest import drop, scanned
 from tests.models import Note, Order
 
 
@@ -180,15 +180,7 @@ def test_a_table_without_a_feed(store_url: str) -> None:
         assert store.read_version(Order, v.resource_id).position is None
         with pytest.raises(InvalidInput):
             list(store.feed())
-        items = []
-        start = None
-        while True:
-            page = store.backend.scan(start=start)
-            items += page.items
-            if page.last_key is None:
-                break
-            start = page.last_key
-        assert not [i for i in items if str(i["pk"]).startswith("_feed")]
+        assert not [i for i in scanned(store) if str(i["pk"]).startswith("_feed")]
     finally:
         drop(store)
 

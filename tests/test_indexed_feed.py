@@ -276,9 +276,13 @@ def _cli(*args: str) -> list[str]:
     return [sys.executable, "-m", "eventstore", *args]
 
 
+#: The environment of a command-line indexer run against DynamoDB Local.
+CLI_ENV = {**os.environ, "AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x"}
+
+
 def test_two_indexer_processes_at_once(indexed: EventStore, url: str) -> None:
     acknowledged = [indexed.append(Order(customer=str(n))) for n in range(60)]
-    env = {**os.environ, "AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x"}
+    env = CLI_ENV
     runs = [
         subprocess.Popen(_cli("index", url), env=env, stdout=subprocess.PIPE, text=True)
         for _ in range(2)
@@ -292,7 +296,7 @@ def test_two_indexer_processes_at_once(indexed: EventStore, url: str) -> None:
 
 
 def test_an_indexer_killed_mid_run_resumes(indexed: EventStore, url: str) -> None:
-    env = {**os.environ, "AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x"}
+    env = CLI_ENV
     follower = subprocess.Popen(
         _cli("index", url, "--follow", "--interval", "0.01"),
         env=env,
@@ -314,7 +318,7 @@ def test_an_indexer_killed_mid_run_resumes(indexed: EventStore, url: str) -> Non
 
 
 def test_sigterm_stops_a_following_indexer(indexed: EventStore, url: str) -> None:
-    env = {**os.environ, "AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x"}
+    env = CLI_ENV
     follower = subprocess.Popen(
         _cli("index", url, "--follow", "--interval", "0.05"),
         env=env,
@@ -506,7 +510,7 @@ def test_repair_indexes_versions_whose_records_were_lost(indexed: EventStore, ur
     assert len(index_of(indexed)) == 3
     done = subprocess.run(
         _cli("index", url, "--repair"),
-        env={**os.environ, "AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x"},
+        env=CLI_ENV,
         capture_output=True,
         text=True,
         timeout=120,

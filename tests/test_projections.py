@@ -34,7 +34,7 @@ from projections import InvalidCursor, Projection
 from projections.cli import rebuild_main
 from projections.rebuild import checkpoint_key
 from projections.replay import checkpoint_key as runner_checkpoint_key
-from tests.conftest import drop
+from tests.conftest import drop, scanned
 from tests.models import Note, Order
 
 STATUSES = ["new", "paid", "shipped", "draft"]
@@ -583,15 +583,19 @@ def test_rebuild_never_overwrites_a_head_a_concurrent_append_made_newer(store_ur
         drop(plain)
 
 
+def _in_listing_order(store: EventStore, latest: list[Version[Order]]) -> list[Version[Order]]:
+    """Streams in listing order: creation order, i.e. the order of each stream's first version
+    id."""
+    firsts = {v.resource_id: store.read_version(Order, v.resource_id, 1).version_id for v in latest}
+    return sorted(latest, key=lambda v: (firsts[v.resource_id], v.resource_id))
+
+
 def test_rebuild_resumes_from_its_checkpoint(store_url: str) -> None:
     plain = open_store(store_url)
     try:
         latest = _fill(plain, 80)
         # Listing order is creation order, i.e. the order of each stream's first version id.
-        firsts = {
-            v.resource_id: plain.read_version(Order, v.resource_id, 1).version_id for v in latest
-        }
-        victim = sorted(latest, key=lambda v: (firsts[v.resource_id], v.resource_id))[50]
+        victim = _in_listing_order(plain, latest)[50]
 
         class Flaky(ByStatus):
             broken = True
@@ -639,10 +643,7 @@ def test_erase_reaches_a_stopped_rebuilds_progress(store_url: str) -> None:
     plain = open_store(store_url)
     try:
         latest = _fill(plain, 80)
-        firsts = {
-            v.resource_id: plain.read_version(Order, v.resource_id, 1).version_id for v in latest
-        }
-        victim = sorted(latest, key=lambda v: (firsts[v.resource_id], v.resource_id))[50]
+        victim = _in_listing_order(plain, latest)[50]
 
         class Stops(ByStatus):
             def key(self, order: Order) -> tuple[str, str] | None:
@@ -659,15 +660,7 @@ def test_erase_reaches_a_stopped_rebuilds_progress(store_url: str) -> None:
         rid = named.split("#", 1)[1]
         store.erase(Order, rid)
         assert store.backend.get([checkpoint_key("Order", "by_status")])[0] is None
-        everything = []
-        start = None
-        while True:
-            page = store.backend.scan(start=start)
-            everything += page.items
-            if page.last_key is None:
-                break
-            start = page.last_key
-        assert not [item for item in everything if rid in repr(item)]
+        assert not [item for item in scanned(store) if rid in repr(item)]
     finally:
         drop(plain)
 
