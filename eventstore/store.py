@@ -113,8 +113,6 @@ class EventStore(Following, Querying, Everyday, Ending):
         if options is not None and not isinstance(options, TableOptions):
             raise WrongType(f"options must be TableOptions, got {type(options).__name__}")
         check_config(feed, feed_partitions)
-        if feed == "indexed" and self.backend.serialised:
-            feed = "inline"  # positions in the write transaction, whatever the mode
         if feed in (None, "indexed") and feed_partitions != 0 and not self.backend.serialised:
             chosen = options or TableOptions()
             if chosen.stream is None:
