@@ -11,7 +11,16 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Literal
 
-from eventstore.backends.base import Backend, Item, Key, Page, SortCondition, TableOptions, Write
+from eventstore.backends.base import (
+    Backend,
+    ChangeStream,
+    Item,
+    Key,
+    Page,
+    SortCondition,
+    TableOptions,
+    Write,
+)
 
 
 class Interleaving(Backend):
@@ -25,6 +34,10 @@ class Interleaving(Backend):
         queries_round_once: bool | None = None,
     ) -> None:
         self.inner = inner
+        # The wrapped backend's nature: whether its writes are serialised, and its stream. Not
+        # its identity: a store on the wrapper reads the feed configuration itself, a request
+        # the interleaving points count.
+        self.serialised = inner.serialised
         # Which way reads by number go: one range query (DynamoDB's) or a batch read.
         self.queries_round_once = (
             inner.queries_round_once if queries_round_once is None else queries_round_once
@@ -40,6 +53,9 @@ class Interleaving(Backend):
         if self.count == self.after:
             self.fired = True
             self.action()
+
+    def change_stream(self) -> ChangeStream | None:
+        return self.inner.change_stream()
 
     def write(
         self,

@@ -758,3 +758,27 @@ def test_a_writing_projector_is_exactly_once_on_an_indexed_feed(indexed: EventSt
     run(indexed, Counts(indexed))
     run(indexed, Counts(indexed))  # the tally's own versions are in the feed too: passed over
     assert indexed.read_version(Tally, "all").state.count == 6
+
+
+def test_two_erasures_rewriting_one_chunk(indexed: EventStore) -> None:
+    """Another erasure rewrites the chunk between this erasure's read of it and its rewrite:
+    the conditional rewrite is refused, read again, and both streams end up blanked."""
+    from tests.interleaving import Interleaving
+
+    for rid in ("a", "b", "c"):
+        indexed.append(Order(customer=rid), resource_id=rid)
+    indexed.indexer.catch_up()
+    assert len(indexed.backend.query(rec.entry_block(0, 1)).items) == 1  # one chunk names all
+
+    class RacingWrites(Interleaving):
+        def write(self, writes: Sequence[Write], **kwargs: Any) -> None:
+            if not self.fired and any(rec.CHUNK in getattr(w, "item", {}) for w in writes):
+                self.fired = True
+                indexed.erase(Order, "b")  # the other erasure lands first
+            self.inner.write(writes, **kwargs)
+
+    racing = EventStore(RacingWrites(indexed.backend, after=0, action=lambda: None))
+    report = racing.erase(Order, "a")
+    assert report.feed_entries_cleared == 1
+    entries = index_of(indexed)
+    assert [(p, pk) for p, pk, _ in entries] == [(1, ""), (2, ""), (3, "Order#c")]
