@@ -7,6 +7,8 @@ import random
 import time
 from collections.abc import Callable
 
+from eventstore import bridge
+
 
 class Backoff:
     """Counts attempts and sleeps between them.
@@ -23,7 +25,7 @@ class Backoff:
         cap: float = 1.0,
         attempts: int | None = None,
         budget: float | None = None,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], None] = bridge.sleep,
     ) -> None:
         self.base = base
         self.cap = cap

@@ -21,10 +21,9 @@ import hmac
 import json
 import re
 import secrets
-import threading
 from dataclasses import dataclass
 
-from eventstore import records
+from eventstore import bridge, records
 from eventstore.backends.base import Backend, Condition, ConditionFailed, Item, Key, Put
 from eventstore.errors import BackendError, InvalidCursor, InvalidInput
 from eventstore.keys import MAX_VERSION, check_resource_id, check_type_name
@@ -70,7 +69,7 @@ class CursorSigner:
             raise InvalidInput("a cursor secret must be bytes, at least 16 of them")
         self._backend = backend
         self._secret = secret
-        self._lock = threading.Lock()
+        self._lock = bridge.IOLock()  # held while the table's secret is read
 
     def _key(self) -> bytes:
         with self._lock:

@@ -29,7 +29,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
-from eventstore import records
+from eventstore import bridge, records
 from eventstore.backends.base import (
     MAX_WRITE_ACTIONS,
     Backend,
@@ -111,7 +111,8 @@ class Indexer:
     def __init__(self, backend: Backend, clock: FeedClock) -> None:
         self.backend = backend
         self.clock = clock
-        self._pass = threading.Lock()
+        # Held across requests: an IOLock, so async stores wait for it on their event loop.
+        self._pass = bridge.IOLock()
         self._stream: ChangeStream | None = None
         self._shards: tuple[float, list[tuple[str, str | None]]] | None = None
         # Per shard: the progress the index holds (as last read or written), and how far this
@@ -299,7 +300,7 @@ class Indexer:
 
     def follow(
         self,
-        stop: threading.Event,
+        stop: threading.Event | bridge.Stop,
         *,
         poll_interval: float = 1.0,
         progress: Callable[[IndexReport], None] | None = None,
@@ -342,7 +343,7 @@ class Indexer:
             searched = newest
             if time.monotonic() + delay > deadline:
                 return None
-            time.sleep(delay)
+            bridge.sleep(delay)
             delay = min(delay * 2, 0.5)
 
     def find(self, partition: int, pk: str, number: int, *, after: int = 0) -> int | None:

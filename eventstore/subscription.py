@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from eventstore import bridge
 from eventstore.reading import Reader
 from eventstore.resource import Version
 
@@ -34,7 +34,7 @@ class Subscription:
         self._types = types
         self._poll = poll_interval
         self._refresh = refresh
-        self._stopped = threading.Event()
+        self._stopped = bridge.Stop()
         self.position = after
 
     def __enter__(self) -> Subscription:

@@ -32,6 +32,7 @@ from botocore.exceptions import (
 )
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
+from eventstore import bridge
 from eventstore.backends.base import (
     INDEX_ATTRIBUTES,
     INDEXES,
@@ -212,6 +213,21 @@ class _Retry(Exception):
         self.unknown = unknown
 
 
+#: What every client of the backend is made with, blocking (boto3) or async (aiobotocore).
+CLIENT_SETTINGS: dict[str, Any] = {
+    # total_max_attempts counts the first attempt; botocore's max_attempts does not.
+    "retries": {"total_max_attempts": 1, "mode": "standard"},
+    # Our requests are built by this module alone, from checked input; botocore's check of every
+    # parameter costs a few per cent of a request's client CPU (bench/client_cpu.py). DynamoDB
+    # still checks them.
+    "parameter_validation": False,
+    "connect_timeout": 3,
+    "read_timeout": 10,
+    "max_pool_connections": 32,
+    "tcp_keepalive": True,
+}
+
+
 class DynamoDBBackend(Backend):
     """A :class:`~eventstore.backends.base.Backend` on one DynamoDB table."""
 
@@ -237,38 +253,52 @@ class DynamoDBBackend(Backend):
         self.max_attempts = max_attempts
         self.base_delay = base_delay
         self.max_delay = max_delay
-        if client is None:
-            session = session or boto3.session.Session()
-            try:
-                client = session.client(
-                    "dynamodb",
-                    region_name=region,
-                    endpoint_url=endpoint_url,
-                    config=Config(
-                        # total_max_attempts counts the first attempt; botocore's max_attempts does not.
-                        retries={"total_max_attempts": 1, "mode": "standard"},
-                        # Our requests are built by this module alone, from checked input;
-                        # botocore's check of every parameter costs a few per cent of a
-                        # request's client CPU (bench/client_cpu.py). DynamoDB still checks them.
-                        parameter_validation=False,
-                        connect_timeout=3,
-                        read_timeout=10,
-                        max_pool_connections=32,
-                        tcp_keepalive=True,
-                    ),
-                )
-            except ValueError as e:  # botocore's own check of endpoint_url
-                raise InvalidInput(f"cannot create a DynamoDB client: {e}") from e
-            except BotoCoreError as e:  # typically no region configured anywhere
-                raise InvalidInput(f"cannot create a DynamoDB client: {e}") from e
-        self.client: Any = client
+        self._session = session
+        self._region = region
+        self._endpoint_url = endpoint_url
+        self._client: Any = client
         self._streams_client: Any = streams_client
         self._stream: ChangeStream | None = None
-        self._stream_lock = threading.Lock()
+        self._stream_lock = bridge.IOLock()  # held while the table is described
         self._requests = 0
         self._lock = threading.Lock()
         self._thread = threading.local()
-        client.meta.events.register("before-send.dynamodb.*", self._count)
+        if client is not None:
+            client.meta.events.register(_sent_event(client), self._count)
+        elif not self.lazy_client:
+            self._client = self._open_client("dynamodb", region, endpoint_url)
+
+    #: Whether the client is made on first use rather than by the constructor (an async
+    #: client can only be made on an event loop).
+    lazy_client = False
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            self._client = self._open_client("dynamodb", self._region, self._endpoint_url)
+        return self._client
+
+    def _open_client(self, service: str, region: str | None, endpoint_url: str | None) -> Any:
+        """A client for ``service`` (``dynamodb`` or ``dynamodbstreams``) whose requests are
+        counted; bad settings are :class:`InvalidInput`."""
+        session: Any = self._session or boto3.session.Session()
+        try:
+            client = session.client(
+                service,
+                region_name=region,
+                endpoint_url=endpoint_url,
+                config=Config(**CLIENT_SETTINGS),
+            )
+        except ValueError as e:  # botocore's own check of endpoint_url
+            raise InvalidInput(f"cannot create a DynamoDB client: {e}") from e
+        except BotoCoreError as e:  # typically no region configured anywhere
+            raise InvalidInput(f"cannot create a DynamoDB client: {e}") from e
+        client.meta.events.register(_sent_event(client), self._count)
+        return client
+
+    def _send(self, method: Callable[..., Any], params: Mapping[str, Any]) -> dict[str, Any]:
+        """One attempt of a request: the only line that waits for DynamoDB."""
+        return method(**params)  # type: ignore[no-any-return]
 
     @classmethod
     def from_url(cls, url: str, **kwargs: Any) -> DynamoDBBackend:
@@ -314,13 +344,9 @@ class DynamoDBBackend(Backend):
                     return None
                 if self._streams_client is None:
                     meta = self.client.meta
-                    self._streams_client = boto3.session.Session().client(
-                        "dynamodbstreams",
-                        region_name=meta.region_name,
-                        endpoint_url=meta.endpoint_url,
-                        config=meta.config,
+                    self._streams_client = self._open_client(
+                        "dynamodbstreams", meta.region_name, meta.endpoint_url
                     )
-                    self._streams_client.meta.events.register("before-send", self._count)
                 client = self._streams_client
 
                 def send(
@@ -376,11 +402,13 @@ class DynamoDBBackend(Backend):
         return Backoff(base=self.base_delay, cap=self.max_delay, attempts=self.max_attempts)
 
     def close(self) -> None:
-        self.client.meta.events.unregister("before-send.dynamodb.*", self._count)
-        self.client.close()
-        if self._streams_client is not None:
-            self._streams_client.meta.events.unregister("before-send", self._count)
-            self._streams_client.close()
+        for client in (self._client, self._streams_client):
+            if client is not None:
+                client.meta.events.unregister(_sent_event(client), self._count)
+                self._close_client(client)
+
+    def _close_client(self, client: Any) -> None:
+        client.close()
 
     # --- the one place where requests are sent, retried and their errors translated ---
 
@@ -406,7 +434,7 @@ class DynamoDBBackend(Backend):
         while True:
             try:
                 try:
-                    response: dict[str, Any] = method(**params)
+                    response = self._send(method, params)
                     self._spent(operation, response)
                     return response
                 except ClientError as e:
@@ -790,12 +818,17 @@ class DynamoDBBackend(Backend):
             if time.monotonic() > deadline:
                 state = "deleted" if gone else "active"
                 raise BackendTimeout(f"DynamoDB table {self.table!r} not {state} after {timeout} s")
-            time.sleep(delay)
+            bridge.sleep(delay)
             delay = min(delay * 2, 2.0)
 
 
 class _Exists(Exception):
     """Internal: CreateTable found the table already there."""
+
+
+def _sent_event(client: Any) -> str:
+    """The botocore event sent before each request of ``client``'s service (counted)."""
+    return f"before-send.{client.meta.service_model.service_id.hyphenize()}.*"
 
 
 def _check_table_name(table: str) -> None:
