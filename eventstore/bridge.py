@@ -24,8 +24,8 @@ import contextvars
 import sys
 import threading
 import time
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from collections.abc import Awaitable, Callable, Generator
+from typing import Any, Generic, TypeVar
 
 try:
     import greenlet
@@ -67,29 +67,46 @@ def await_(awaitable: Awaitable[T]) -> T:
     return current.parent.switch(awaitable)  # type: ignore[no-any-return]
 
 
-def _require_greenlet() -> None:
+def require_greenlet() -> None:
     if greenlet is None:
         raise ImportError("eventstore.aio needs greenlet: pip install 'eventstore[aio]'") from None
 
 
-async def call(fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
-    """Run ``fn(*args, **kwargs)`` in a greenlet, awaiting on this task whatever it waits for.
+class Begun(Generic[T]):
+    """``fn(*args, **kwargs)`` started in a greenlet and run up to its first wait; await it for
+    the result. Whatever ``fn`` raises before it first waits (a check of its arguments) is
+    raised by the constructor, so a call that returns an async iterator can refuse bad
+    arguments at once, as the blocking call does.
 
     The greenlet runs in a copy of the caller's context (so context variables, e.g. a tracing
     span, are seen inside). An exception raised into an awaited request, task cancellation
     included, is raised into ``fn`` at the point where it waits."""
-    _require_greenlet()
-    worker = _Bridge(fn, greenlet.getcurrent())
-    worker.gr_context = contextvars.copy_context()
-    request = worker.switch(*args, **kwargs)
-    while not worker.dead:
-        try:
-            answer = await request
-        except BaseException:
-            request = worker.throw(*sys.exc_info())
-        else:
-            request = worker.switch(answer)
-    return request  # type: ignore[no-any-return]
+
+    def __init__(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> None:
+        require_greenlet()
+        self._worker = _Bridge(fn, greenlet.getcurrent())
+        self._worker.gr_context = contextvars.copy_context()
+        self._request: Any = self._worker.switch(*args, **kwargs)
+
+    def __await__(self) -> Generator[Any, None, T]:
+        worker, request = self._worker, self._request
+        while not worker.dead:
+            try:
+                answer = yield from _awaited(request).__await__()
+            except BaseException:
+                request = worker.throw(*sys.exc_info())
+            else:
+                request = worker.switch(answer)
+        return request  # type: ignore[no-any-return]
+
+
+async def _awaited(awaitable: Awaitable[T]) -> T:
+    return await awaitable
+
+
+async def call(fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+    """Run ``fn(*args, **kwargs)`` in a greenlet (see :class:`Begun`) and return its result."""
+    return await Begun(fn, *args, **kwargs)
 
 
 def sleep(seconds: float) -> None:

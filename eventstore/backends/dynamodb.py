@@ -281,20 +281,20 @@ class DynamoDBBackend(Backend):
     def _open_client(self, service: str, region: str | None, endpoint_url: str | None) -> Any:
         """A client for ``service`` (``dynamodb`` or ``dynamodbstreams``) whose requests are
         counted; bad settings are :class:`InvalidInput`."""
-        session: Any = self._session or boto3.session.Session()
         try:
-            client = session.client(
-                service,
-                region_name=region,
-                endpoint_url=endpoint_url,
-                config=Config(**CLIENT_SETTINGS),
-            )
+            client = self._new_client(service, region, endpoint_url)
         except ValueError as e:  # botocore's own check of endpoint_url
             raise InvalidInput(f"cannot create a DynamoDB client: {e}") from e
         except BotoCoreError as e:  # typically no region configured anywhere
             raise InvalidInput(f"cannot create a DynamoDB client: {e}") from e
         client.meta.events.register(_sent_event(client), self._count)
         return client
+
+    def _new_client(self, service: str, region: str | None, endpoint_url: str | None) -> Any:
+        session: Any = self._session or boto3.session.Session()
+        return session.client(
+            service, region_name=region, endpoint_url=endpoint_url, config=Config(**CLIENT_SETTINGS)
+        )
 
     def _send(self, method: Callable[..., Any], params: Mapping[str, Any]) -> dict[str, Any]:
         """One attempt of a request: the only line that waits for DynamoDB."""

@@ -1,0 +1,46 @@
+"""The DynamoDB backend on aiobotocore: the blocking backend's requests, retries and error
+translation, each request awaited on the event loop instead of blocking a thread."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from eventstore import bridge
+from eventstore.backends.dynamodb import CLIENT_SETTINGS, DynamoDBBackend
+
+try:
+    from aiobotocore.config import AioConfig
+    from aiobotocore.session import get_session
+except ImportError as e:  # pragma: no cover - the extra is part of the dev install
+    raise ImportError(
+        "eventstore.aio on DynamoDB needs aiobotocore: pip install 'eventstore[aio]'"
+    ) from e
+
+
+class AsyncDynamoDBBackend(DynamoDBBackend):
+    """:class:`~eventstore.backends.dynamodb.DynamoDBBackend` whose clients are aiobotocore's,
+    for the async store only (its calls wait through :func:`eventstore.bridge.await_`).
+
+    ``session`` is an aiobotocore session (default: a new one); ``client`` an aiobotocore
+    DynamoDB client already entered, which :meth:`close` then closes too. Clients are made on
+    first use, on the event loop."""
+
+    lazy_client = True
+
+    def _new_client(self, service: str, region: str | None, endpoint_url: str | None) -> Any:
+        session = self._session or get_session()
+        creator = session.create_client(
+            service,
+            region_name=region,
+            endpoint_url=endpoint_url,
+            config=AioConfig(**CLIENT_SETTINGS),
+        )
+        return bridge.await_(creator.__aenter__())
+
+    def _send(self, method: Callable[..., Any], params: Mapping[str, Any]) -> dict[str, Any]:
+        response: dict[str, Any] = bridge.await_(method(**params))
+        return response
+
+    def _close_client(self, client: Any) -> None:
+        bridge.await_(client.__aexit__(None, None, None))
