@@ -1,6 +1,7 @@
 """The store's contract, run unchanged against every backend (memory, SQLite file, DynamoDB Local)
 and, on DynamoDB, against both feed modes that give positions (inline, and indexed: DynamoDB's
-default, with a stream on the table).
+default, with a stream on the table); and against the async store (``eventstore.aio``) on each
+backend, driven through tests/async_facade.py.
 
 Each test gets a fresh, empty table through the ``store`` fixture.
 """
@@ -34,37 +35,50 @@ from eventstore import (
 from eventstore.backends.base import MAX_ITEM_SIZE, Item
 from eventstore.ids import parse_version_id
 from eventstore.keys import HEAD_SK, keyframe_sk, stream_pk, version_sk
+from tests.async_facade import open_blocking
 from tests.conftest import DYNAMODB_ENDPOINT, drop, dynamodb_url, new_table_name
 from tests.models import Blob, Note, Order
 
 
-@pytest.fixture(params=["memory", "sqlite", "dynamodb", "dynamodb-indexed"])
+@pytest.fixture(
+    params=[
+        "memory",
+        "sqlite",
+        "dynamodb",
+        "dynamodb-indexed",
+        "async-memory",
+        "async-sqlite",
+        "async-dynamodb",
+    ]
+)
 def target(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> tuple[str, str]:
-    """A fresh table's URL and its feed mode: each backend, and DynamoDB with each mode."""
+) -> tuple[str, str, bool]:
+    """A fresh table's URL, its feed mode and whether the async store runs the test: each
+    backend, DynamoDB with each mode, and the async store on each backend."""
     name = str(request.param)
+    asynchronous = name.startswith("async-")
+    name = name.removeprefix("async-")
     if name == "memory":
-        return "memory://", "inline"
+        return "memory://", "inline", asynchronous
     if name == "sqlite":
-        return f"sqlite:///{tmp_path_factory.mktemp('db') / 'store.db'}", "inline"
+        return f"sqlite:///{tmp_path_factory.mktemp('db') / 'store.db'}", "inline", asynchronous
     if not DYNAMODB_ENDPOINT:
         pytest.skip("DynamoDB Local is not running (scripts/test starts it)")
-    return dynamodb_url(new_table_name()), name.removeprefix("dynamodb-").replace(
-        "dynamodb", "inline"
-    )
+    feed = name.removeprefix("dynamodb-").replace("dynamodb", "inline")
+    return dynamodb_url(new_table_name()), feed, asynchronous
 
 
 @pytest.fixture
-def store_url(target: tuple[str, str]) -> str:
+def store_url(target: tuple[str, str, bool]) -> str:
     return target[0]
 
 
 @pytest.fixture
-def store(target: tuple[str, str]) -> Iterator[EventStore]:
-    url, feed = target
-    opened = eventstore.open(url)
-    opened.create_table(feed=feed)  # type: ignore[arg-type]
+def store(target: tuple[str, str, bool]) -> Iterator[EventStore]:
+    url, feed, asynchronous = target
+    opened = open_blocking(url) if asynchronous else eventstore.open(url)
+    opened.create_table(feed=feed)
     try:
         yield opened
     finally:
