@@ -54,17 +54,23 @@ def in_bridge() -> bool:
     return greenlet is not None and isinstance(greenlet.getcurrent(), _Bridge)
 
 
+def refuse_outside() -> None:
+    """Raise :class:`RuntimeError` unless the caller runs in :func:`call` (an async backend
+    used by the blocking store, or outside any store)."""
+    if not in_bridge():
+        raise RuntimeError("an async backend was used outside eventstore.aio")
+
+
 def await_(awaitable: Awaitable[T]) -> T:
     """Wait for ``awaitable`` on the event loop of the coroutine that runs this code through
     :func:`call`, and return its result (or raise its exception). Only async backends call it."""
-    current = greenlet.getcurrent() if greenlet is not None else None
-    if not isinstance(current, _Bridge):
+    if not in_bridge():
         # Closing the coroutine keeps Python from warning that it was never awaited.
         close = getattr(awaitable, "close", None)
         if close is not None:
             close()
-        raise RuntimeError("an async backend was used outside eventstore.aio")
-    return current.parent.switch(awaitable)  # type: ignore[no-any-return]
+        refuse_outside()
+    return greenlet.getcurrent().parent.switch(awaitable)  # type: ignore[no-any-return]
 
 
 def require_greenlet() -> None:

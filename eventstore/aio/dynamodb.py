@@ -29,6 +29,7 @@ class AsyncDynamoDBBackend(DynamoDBBackend):
     lazy_client = True
 
     def _new_client(self, service: str, region: str | None, endpoint_url: str | None) -> Any:
+        bridge.refuse_outside()  # before making a coroutine that would then never run
         session = self._session or get_session()
         creator = session.create_client(
             service,

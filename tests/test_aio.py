@@ -1,0 +1,555 @@
+"""What only the async store has to show: its API is the blocking store's, many tasks on one loop
+write correctly, the loop is never blocked, cancellation at any await point of an append leaves
+the version written once or not at all, async callables are awaited, subscriptions end at once.
+
+The store contract itself runs over the async store in test_contract.py."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import inspect
+import logging
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, Literal
+
+import pytest
+
+import eventstore
+import eventstore.aio
+import projections.aio
+from eventstore import (
+    NO_STREAM,
+    Append,
+    ConcurrencyError,
+    EventStore,
+    InvalidInput,
+    StreamNotFound,
+    Version,
+    bridge,
+)
+from eventstore.aio import AsyncEventStore, AsyncIteration, AsyncSubscription
+from eventstore.backends.base import (
+    Backend,
+    ChangeStream,
+    Item,
+    Key,
+    Page,
+    SortCondition,
+    TableOptions,
+    Write,
+)
+from tests.conftest import make_url
+from tests.models import Note, Order
+
+# --- the API is the blocking store's --------------------------------------------------------
+
+ITERATORS = {
+    "read_stream",
+    "replay",
+    "replay_pages",
+    "feed",
+    "feed_entries",
+    "feed_pages",
+    "heads",
+    "deleted_heads",
+}
+PLAIN = {"set_cursor_secret", "declared_projection", "repository", "subscribe"}
+
+
+def public(cls: type) -> dict[str, Any]:
+    return {
+        name: member
+        for name, member in inspect.getmembers(cls, inspect.isfunction)
+        if not name.startswith("_")
+    }
+
+
+def test_every_operation_of_the_blocking_store_has_the_same_signature() -> None:
+    blocking, asynchronous = public(EventStore), public(AsyncEventStore)
+    assert set(blocking) == set(asynchronous)
+    for name, method in blocking.items():
+        mine = asynchronous[name]
+        theirs_params = list(inspect.signature(method).parameters.values())
+        mine_params = list(inspect.signature(mine).parameters.values())
+        assert [(p.name, p.kind, p.default) for p in mine_params] == [
+            (p.name, p.kind, p.default) for p in theirs_params
+        ], name
+        if name in ITERATORS or name in PLAIN:
+            assert not inspect.iscoroutinefunction(mine), name
+        else:
+            assert inspect.iscoroutinefunction(mine), name
+
+
+def test_repository_has_the_blocking_repositorys_methods() -> None:
+    from eventstore import Repository
+    from eventstore.aio import AsyncRepository
+
+    assert set(public(Repository)) == set(public(AsyncRepository))
+
+
+def test_all_is_what_the_package_exports() -> None:
+    assert set(eventstore.aio.__all__) == {
+        "AsyncEventStore",
+        "AsyncIteration",
+        "AsyncRepository",
+        "AsyncSubscription",
+        "open",
+    }
+    assert set(projections.aio.__all__) == {"list_all", "query_all", "run"}
+    for module in (eventstore.aio, projections.aio):
+        for name in module.__all__:
+            assert getattr(module, name) is not None
+
+
+# --- backends -------------------------------------------------------------------------------
+
+
+@pytest.fixture(params=["memory", "sqlite", "dynamodb"])
+def url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
+    return make_url(str(request.param), tmp_path_factory)
+
+
+@pytest.fixture(params=["sqlite", "dynamodb"])
+def served_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A backend that does I/O (a file or a server): what could block the loop."""
+    return make_url(str(request.param), tmp_path_factory)
+
+
+async def opened(
+    url: str, feed: Literal["indexed", "inline"] = "inline", **options: Any
+) -> AsyncEventStore:
+    store = eventstore.aio.open(url, **options)
+    await store.create_table(feed=feed)
+    return store
+
+
+async def dropped(store: AsyncEventStore) -> None:
+    delete = getattr(store.backend, "delete_table", None)
+    if delete is not None:
+        await bridge.call(delete)
+    await store.close()
+
+
+# --- many tasks on one loop -----------------------------------------------------------------
+
+
+def test_200_tasks_append_to_20_streams_gapless_and_conflicts_as_expected(served_url: str) -> None:
+    async def main() -> None:
+        # DynamoDB's own feed: 200 tasks would mostly race for an inline feed's counter.
+        store = await opened(served_url, feed="indexed")
+        try:
+            ids = [f"s{n:02d}" for n in range(20)]
+            for rid in ids:
+                await store.append(Order(customer="0"), resource_id=rid)
+            acknowledged: dict[str, list[int]] = {rid: [] for rid in ids}
+            conflicts: list[ConcurrencyError] = []
+
+            async def checked(n: int) -> None:
+                # Read, then append expecting what was read: some lose to another task.
+                rid = ids[n % 20]
+                latest = await store.read_version(Order, rid)
+                try:
+                    v = await store.append(
+                        Order(customer=str(n)), resource_id=rid, expected_version=latest.version
+                    )
+                except ConcurrencyError as e:
+                    assert e.expected == latest.version and e.actual > e.expected
+                    conflicts.append(e)
+                    return
+                assert v.version == latest.version + 1
+                acknowledged[rid].append(v.version)
+
+            await asyncio.gather(*(checked(n) for n in range(200)))
+            for rid in ids:
+                stored = [v.version async for v in store.read_stream(Order, rid)]
+                assert stored == list(range(1, len(stored) + 1))
+                assert sorted(acknowledged[rid]) == stored[1:]
+            assert sum(map(len, acknowledged.values())) + len(conflicts) == 200
+            feed = [v.position async for v in store.feed()]
+            assert feed == list(range(1, 20 + 200 - len(conflicts) + 1))
+        finally:
+            await dropped(store)
+
+    asyncio.run(main())
+
+
+# --- the loop is never blocked --------------------------------------------------------------
+
+
+class SlowCallbacks(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.slow: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        if "took" in message and "Executing" in message:
+            self.slow.append(message)
+
+
+def test_the_loop_is_never_blocked(served_url: str) -> None:
+    handler = SlowCallbacks()
+    logger = logging.getLogger("asyncio")
+    logger.addHandler(handler)
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        store = await opened(served_url)
+        try:
+            # Before the watched workload: making a DynamoDB client reads botocore's service
+            # model, and the first request of each operation builds its serialiser (once per
+            # process). And a full garbage collection walks every object of the process, the
+            # service model's included: measured 100-150 ms on this 2-core machine, a pause of
+            # the process rather than a call that blocks the loop. gc.freeze() leaves the
+            # objects made so far out of collections, as docs/async.md advises.
+            await store.append(Order(customer="warm"), resource_id="warm")
+            await store.append(Order(customer="warm"), resource_id="warm", expected_version=1)
+            await store.read_version(Order, "warm", 1)
+            gc.collect()
+            gc.freeze()
+            loop.set_debug(True)
+            loop.slow_callback_duration = 0.05
+
+            async def writer(n: int) -> None:
+                rid = f"w{n}"
+                for k in range(10):
+                    await store.append(
+                        Order(customer=f"c{n}", lines=[f"line {i}" for i in range(k * 20)]),
+                        resource_id=rid,
+                        expected_version=k or NO_STREAM,
+                    )
+                    await store.read_version(Order, rid, k + 1)
+
+            async def follower() -> int:
+                seen = 0
+                async with store.subscribe(after=0, poll_interval=0.01) as live:
+                    async for _ in live:
+                        seen += 1
+                        if seen == 82:
+                            live.stop()
+                return seen
+
+            following = asyncio.create_task(follower())
+            await asyncio.gather(*(writer(n) for n in range(8)))
+            assert len([v async for v in store.feed()]) == 82
+            assert await asyncio.wait_for(following, 10) == 82
+        finally:
+            loop.set_debug(False)
+            gc.unfreeze()
+            await dropped(store)
+
+    try:
+        asyncio.run(main())
+    finally:
+        logger.removeHandler(handler)
+    assert handler.slow == []
+
+
+# --- cancellation at every await point of an append -----------------------------------------
+
+
+class Cancelling(Backend):
+    """Passes requests to an async store's backend; at request number ``at`` it cancels the
+    task that sent it: ``before`` the request goes, ``during`` it (the request is in flight when
+    the cancellation lands) or ``after`` its answer came back."""
+
+    def __init__(self, inner: Backend, at: int, when: Literal["before", "during", "after"]) -> None:
+        self.inner = inner
+        self.serialised = inner.serialised
+        self.queries_round_once = inner.queries_round_once
+        self.at, self.when = at, when
+        self.count = 0
+        self.cancelled = False
+
+    def _request(self, send: Callable[[], Any]) -> Any:
+        self.count += 1
+        if self.count != self.at:
+            return send()
+        task = asyncio.current_task()
+        assert task is not None
+        self.cancelled = True
+        if self.when == "before":
+            task.cancel()
+            bridge.await_(asyncio.sleep(0))
+        if self.when == "during":
+            asyncio.get_running_loop().call_soon(task.cancel)
+            return send()
+        answer = send()
+        task.cancel()
+        bridge.await_(asyncio.sleep(0))
+        return answer
+
+    def change_stream(self) -> ChangeStream | None:
+        return self.inner.change_stream()
+
+    def write(
+        self,
+        writes: Sequence[Write],
+        *,
+        token: str | None = None,
+        conflicts: Literal["retry", "raise"] = "retry",
+    ) -> None:
+        self._request(lambda: self.inner.write(writes, token=token, conflicts=conflicts))
+
+    def get(self, keys: Sequence[Key], *, consistent: bool = True) -> list[Item | None]:
+        found: list[Item | None] = self._request(
+            lambda: self.inner.get(keys, consistent=consistent)
+        )
+        return found
+
+    def query(
+        self,
+        pk: str,
+        *,
+        sk: SortCondition | None = None,
+        index: str | None = None,
+        forward: bool = True,
+        limit: int | None = None,
+        start: Item | None = None,
+        consistent: bool = True,
+    ) -> Page:
+        page: Page = self._request(
+            lambda: self.inner.query(
+                pk,
+                sk=sk,
+                index=index,
+                forward=forward,
+                limit=limit,
+                start=start,
+                consistent=consistent,
+            )
+        )
+        return page
+
+    def scan(
+        self,
+        *,
+        segment: int = 0,
+        segments: int = 1,
+        start: Item | None = None,
+        limit: int | None = None,
+    ) -> Page:
+        raise AssertionError("an append does not scan")
+
+    def create_table(self, options: TableOptions | None = None) -> None:
+        raise AssertionError("an append does not create tables")
+
+
+@pytest.mark.parametrize("when", ["before", "during", "after"])
+@pytest.mark.parametrize("expected", ["new", "next"])
+def test_a_cancelled_append_is_written_once_or_not_at_all(
+    served_url: str, when: Literal["before", "during", "after"], expected: str
+) -> None:
+    async def main() -> None:
+        store = await opened(served_url)
+        try:
+            at = 0
+            while True:
+                at += 1
+                rid = f"{expected}-{at}"
+                if expected == "next":
+                    await store.append(Note(text="first"), resource_id=rid)
+                one = Append(
+                    Note(text="the append"),
+                    resource_id=rid,
+                    expected_version=1 if expected == "next" else NO_STREAM,
+                )
+                # A fresh store (a cold process: it reads the feed's configuration too) whose
+                # requests are cancelled at request number `at`.
+                cancelling = Cancelling(store.backend, at, when)
+                cold = AsyncEventStore(EventStore(cancelling))
+                try:
+                    await cold.append_many([one])
+                except asyncio.CancelledError:
+                    assert cancelling.cancelled
+                else:
+                    # `at` is past the append's last request: every await point was covered.
+                    assert not cancelling.cancelled and at > 1
+                    return
+                # The same append again, after the cancellation: written once, whatever
+                # happened to the first attempt.
+                try:
+                    await store.append_many([one])
+                except ConcurrencyError as e:
+                    assert (e.expected, e.actual) == (
+                        (1, 2) if expected == "next" else (NO_STREAM, 1)
+                    )
+                texts = [v.state.text async for v in store.read_stream(Note, rid)]
+                assert texts == (["first"] if expected == "next" else []) + ["the append"]
+        finally:
+            await dropped(store)
+
+    asyncio.run(main())
+
+
+# --- async callables, repositories, projectors, subscriptions ---------------------------------
+
+
+def test_update_awaits_an_async_change_and_retries_it(url: str) -> None:
+    async def main() -> None:
+        store = await opened(url)
+        try:
+            v1 = await store.append(Order(customer="ada"))
+            calls: list[int] = []
+
+            async def pay(order: Order) -> Order:
+                calls.append(1)
+                if len(calls) == 1:  # another writer gets in while this change is thinking
+                    await store.append(
+                        Order(customer="bob"), resource_id=v1.resource_id, expected_version=1
+                    )
+                await asyncio.sleep(0)
+                return order.model_copy(update={"status": "paid"})
+
+            v = await store.update(Order, v1.resource_id, pay)
+            assert (v.version, v.state.status, v.state.customer, len(calls)) == (
+                3,
+                "paid",
+                "bob",
+                2,
+            )
+            repo = store.repository(Order)
+            assert (await repo.get(v1.resource_id)).version == 3
+            assert await repo.find("missing") is None
+            assert [x.version async for x in repo.history(v1.resource_id, reverse=True)] == [
+                3,
+                2,
+                1,
+            ]
+            with pytest.raises(StreamNotFound):
+                await store.update(Order, "missing", pay)
+        finally:
+            await dropped(store)
+
+    asyncio.run(main())
+
+
+def test_bad_arguments_are_refused_when_the_iterator_is_made(url: str) -> None:
+    async def main() -> None:
+        store = await opened(url)
+        try:
+            with pytest.raises(InvalidInput):
+                store.read_stream(Note, "x", start=0)
+            with pytest.raises(InvalidInput):
+                store.feed(after=-1)
+            lazy = store.read_stream(Note, "missing")  # no request until iterated
+            assert isinstance(lazy, AsyncIteration)
+            with pytest.raises(StreamNotFound):
+                await lazy.__anext__()
+        finally:
+            await dropped(store)
+
+    asyncio.run(main())
+
+
+class Counter:
+    name = "counter"
+
+    def __init__(self) -> None:
+        self.seen: list[int] = []
+
+    async def handle(self, version: Version[Any]) -> None:
+        await asyncio.sleep(0)
+        assert version.position is not None
+        self.seen.append(version.position)
+
+
+class Totals:
+    """Writes one total per order into the same store, exactly once per version."""
+
+    name = "totals"
+
+    async def project(self, version: Version[Any]) -> list[Append[Any]]:
+        await asyncio.sleep(0)
+        if not isinstance(version.state, Order):
+            return []
+        return [Append(Note(text=version.resource_id), expected_version=NO_STREAM)]
+
+
+def test_projectors_with_async_handle_and_project(url: str) -> None:
+    async def main() -> None:
+        store = await opened(url)
+        try:
+            for n in range(7):
+                await store.append(Order(customer=f"c{n}"))
+            counter = Counter()
+            report = await projections.aio.run(store, counter, page_size=3)
+            assert (report.handled, report.pages, counter.seen) == (7, 3, list(range(1, 8)))
+            again = await projections.aio.run(store, counter)
+            assert again.handled == 0
+            totals = await projections.aio.run(store, Totals(), types=[Order])
+            assert (totals.handled, totals.commits) == (7, 7)
+            notes = [v async for v in projections.aio.list_all(store, Note)]
+            assert len(notes) == 7
+            assert await store.checkpoint("totals") == 7
+        finally:
+            await dropped(store)
+
+    asyncio.run(main())
+
+
+@pytest.mark.parametrize("how", ["stop", "cancel"])
+def test_a_waiting_subscription_ends_at_once(url: str, how: str) -> None:
+    async def main() -> None:
+        store = await opened(url)
+        try:
+            await store.append(Note(text="one"))
+            live = store.subscribe(after=0, poll_interval=30)
+            assert isinstance(live, AsyncSubscription)
+            got: list[int] = []
+
+            async def follow() -> None:
+                async with live:
+                    async for version in live:
+                        assert version.position is not None
+                        got.append(version.position)
+
+            task = asyncio.create_task(follow())
+            while not got:
+                await asyncio.sleep(0.01)
+            await asyncio.sleep(0.05)  # it now waits for the next poll, 30 s away
+            began = time.monotonic()
+            if how == "stop":
+                live.stop()
+                await asyncio.wait_for(task, 2)
+            else:
+                task.cancel()
+                with pytest.raises(asyncio.CancelledError):
+                    await asyncio.wait_for(task, 2)
+            assert time.monotonic() - began < 1
+            assert got == [1] and live.position == 1
+        finally:
+            await dropped(store)
+
+    asyncio.run(main())
+
+
+def test_a_subscription_stopped_from_another_thread_ends_at_once(tmp_path: Any) -> None:
+    import threading
+
+    async def main() -> None:
+        store = await opened(f"sqlite:///{tmp_path / 's.db'}")
+        try:
+            live = store.subscribe(after=0, poll_interval=30)
+            timer = threading.Timer(0.2, live.stop)
+            timer.start()
+            began = time.monotonic()
+            async with live:
+                assert [v async for v in live] == []
+            assert time.monotonic() - began < 2
+        finally:
+            await store.close()
+
+    asyncio.run(main())
+
+
+def test_blocking_store_code_outside_the_async_store_is_refused() -> None:
+    from eventstore.aio.dynamodb import AsyncDynamoDBBackend
+
+    backend = AsyncDynamoDBBackend(
+        "ttt", region="us-east-1", endpoint_url="http://127.0.0.1:9", max_attempts=1
+    )
+    with pytest.raises(RuntimeError, match=r"outside eventstore\.aio"):
+        backend.get([("a", "b")])
