@@ -27,6 +27,7 @@ from eventstore import (
     InvalidInput,
     StreamNotFound,
     Version,
+    VersionNotFound,
     bridge,
 )
 from eventstore.aio import AsyncEventStore, AsyncIteration, AsyncSubscription
@@ -553,3 +554,61 @@ def test_blocking_store_code_outside_the_async_store_is_refused() -> None:
     )
     with pytest.raises(RuntimeError, match=r"outside eventstore\.aio"):
         backend.get([("a", "b")])
+
+
+# --- another writer between two requests of an async read -----------------------------------
+
+
+@pytest.mark.parametrize("path", ["by_number", "latest", "stream_forward", "stream_reverse"])
+def test_async_reads_with_a_trimming_writer_between_their_requests(
+    served_url: str, path: str
+) -> None:
+    """tests/test_read_during_trim.py for the async store: another writer trims the stream
+    (versions, their keyframe) right after request number ``point`` of a read, for every
+    point; the read answers exactly or raises VersionNotFound, never a corrupt state."""
+    from tests.interleaving import Interleaving
+    from tests.test_read_during_trim import POINTS, SEED, TRIM_BY, Doc, doc, exact
+
+    async def main() -> None:
+        store = await opened(served_url)
+        try:
+            for point in POINTS:
+                rid = f"d{point}"
+                for n in range(1, SEED + 1):
+                    await store.append(doc(n), resource_id=rid, expected_version=n - 1 or NO_STREAM)
+
+                def trim(rid: str = rid) -> None:
+                    # Runs inside the reader's await point: the blocking code of another store
+                    # on the same async backend, as the async store runs it.
+                    for n in range(SEED + 1, SEED + TRIM_BY + 1):
+                        store.engine.append(doc(n), resource_id=rid, expected_version=n - 1)
+
+                reader = AsyncEventStore(
+                    EventStore(Interleaving(store.backend, after=point, action=trim))
+                )
+                try:
+                    if path == "by_number":
+                        got = [await reader.read_version(Doc, rid, 3)]
+                    elif path == "latest":
+                        got = [await reader.read_version(Doc, rid)]
+                    else:
+                        got = [
+                            v
+                            async for v in reader.read_stream(
+                                Doc, rid, reverse=path == "stream_reverse"
+                            )
+                        ]
+                except VersionNotFound as e:
+                    assert path != "latest"
+                    latest = await store.read_version(Doc, rid)
+                    assert e.remaining == (latest.version - Doc.max_versions + 1, latest.version)
+                    continue
+                for version in got:
+                    exact(version)
+                numbers = [v.version for v in got]
+                step = -1 if path == "stream_reverse" else 1
+                assert numbers == list(range(numbers[0], numbers[0] + step * len(numbers), step))
+        finally:
+            await dropped(store)
+
+    asyncio.run(main())
