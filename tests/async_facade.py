@@ -147,9 +147,8 @@ class Blocking:
 
     def close(self) -> None:
         self._loop.run(self._target.close)
-        if self._backend is not None and self._backend is not self._target.backend:
-            if not isinstance(self._target.backend, ThreadedBackend):
-                self._backend.close()
+        if isinstance(self._backend, DynamoDBBackend) and self._backend is not self._target.backend:
+            self._backend.close()  # the blocking client made for looking at the table
         self._loop.close()
 
 

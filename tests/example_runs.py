@@ -153,6 +153,82 @@ def run_lambda() -> None:
     assert answer["statusCode"] == 400 and "total_cents" in answer["body"]
 
 
+def run_fastapi_async() -> None:
+    import asyncio
+
+    import httpx
+
+    import eventstore.aio
+
+    example = load("fastapi_async")
+
+    async def main() -> None:
+        async with eventstore.aio.open("memory://") as store:
+            await store.create_table()
+            transport = httpx.ASGITransport(app=example.create_app(store))
+            async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+                made = await client.post("/orders", json={"customer": "ada", "total_cents": 1200})
+                assert made.status_code == 201 and made.headers["etag"] == '"1"', made.text
+                order_id = made.json()["id"]
+                read = await client.get(f"/orders/{order_id}")
+                assert read.json()["order"]["customer"] == "ada"
+                body = {"customer": "ada", "total_cents": 1500}
+                assert (await client.put(f"/orders/{order_id}", json=body)).status_code == 428
+                changed = await client.put(
+                    f"/orders/{order_id}", json=body, headers={"If-Match": '"1"'}
+                )
+                assert changed.status_code == 200 and changed.headers["etag"] == '"2"'
+                stale = await client.put(
+                    f"/orders/{order_id}", json=body, headers={"If-Match": '"1"'}
+                )
+                assert stale.status_code == 412
+                assert stale.json()["detail"]["current_version"] == 2
+                # Concurrent cancels on one event loop: update retries, each sees the latest.
+                cancels = await asyncio.gather(
+                    *(client.post(f"/orders/{order_id}/cancel") for _ in range(4))
+                )
+                assert [c.status_code for c in cancels] == [200] * 4
+                history = (await client.get(f"/orders/{order_id}/history")).json()
+                assert [h["event"] for h in history] == ["created", "replaced"] + ["cancelled"] * 4
+                shipped = await client.post(
+                    "/orders", json={"customer": "bob", "status": "shipped"}
+                )
+                refused = await client.post(f"/orders/{shipped.json()['id']}/cancel")
+                assert refused.status_code == 409
+                assert (await client.get("/orders/nobody")).status_code == 404
+                assert (await client.get("/orders/nobody/history")).status_code == 404
+                assert (await client.get(f"/orders/{'x' * 300}")).status_code == 400
+                old = await client.get(f"/orders/{order_id}", params={"version": 1})
+                assert old.json()["order"]["total_cents"] == 1200
+
+    asyncio.run(main())
+
+
+def run_lambda_async() -> None:
+    example = load("lambda_async")
+    handler = example.handler
+
+    made = handler(_event("POST /orders", body={"customer": "ada"}), None)
+    assert made["statusCode"] == 201, made
+    first = json.loads(made["body"])["id"]
+    second = json.loads(handler(_event("POST /orders", body={"customer": "bob"}), None)["body"])
+    read = handler(_event("GET /orders/{id}", first), None)
+    assert read["statusCode"] == 200 and json.loads(read["body"])["customer"] == "ada"
+    several = _event("GET /orders")
+    several["queryStringParameters"] = {"ids": f"{first},{second['id']},nobody"}
+    found = json.loads(handler(several, None)["body"])
+    assert [o["customer"] for o in found] == ["ada", "bob"]
+    assert handler(_event("GET /orders/{id}", "nobody"), None)["statusCode"] == 404
+    assert handler(_event("POST /orders", body={"status": "x"}), None)["statusCode"] == 400
+    assert handler(_event("GET /orders/{id}", "x" * 300), None)["statusCode"] == 400
+    assert handler(_event("DELETE /orders/{id}", first), None)["statusCode"] == 404
+
+
 if __name__ == "__main__":
-    {"fastapi": run_fastapi, "lambda": run_lambda}[sys.argv[1]]()
+    {
+        "fastapi": run_fastapi,
+        "lambda": run_lambda,
+        "fastapi_async": run_fastapi_async,
+        "lambda_async": run_lambda_async,
+    }[sys.argv[1]]()
     print("ok")

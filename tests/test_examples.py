@@ -33,6 +33,30 @@ def test_fastapi_service() -> None:
     run("fastapi")
 
 
+def test_fastapi_service_async() -> None:
+    pytest.importorskip("fastapi")
+    run("fastapi_async")
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "dynamodb"])
+def test_async_lambda_handler(backend: str, tmp_path: Path) -> None:
+    if backend == "sqlite":
+        run(
+            "lambda_async",
+            EVENTSTORE_URL=f"sqlite:///{tmp_path / 'orders.db'}",
+            EVENTSTORE_CREATE_TABLE="1",
+        )
+        return
+    if not DYNAMODB_ENDPOINT:
+        pytest.skip("DynamoDB Local is not running (scripts/test starts it)")
+    url = dynamodb_url(new_table_name())
+    run("lambda_async", EVENTSTORE_URL=url, EVENTSTORE_CREATE_TABLE="1")
+    import eventstore
+
+    with eventstore.open(url) as store:
+        store.backend.delete_table()  # type: ignore[attr-defined]
+
+
 def test_lambda_handler_on_sqlite(tmp_path: Path) -> None:
     run(
         "lambda",
