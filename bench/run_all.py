@@ -45,6 +45,7 @@ BENCHES = [
     Bench("sqlite_appends_normal", ("bench/sqlite_appends.py", "--synchronous", "normal"), False),
     Bench("append_costs", ("bench/append_costs.py",), False),
     Bench("rebuild", ("bench/rebuild.py",), True),
+    Bench("async_appends", ("bench/async_appends.py",), True),
 ]
 _BLOCK = re.compile(r"(<!-- bench/run: (?P<name>[\w-]+) -->\n)(.*?)(<!-- /bench/run -->)", re.S)
 

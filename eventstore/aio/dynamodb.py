@@ -3,6 +3,7 @@ translation, each request awaited on the event loop instead of blocking a thread
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -39,9 +40,21 @@ class AsyncDynamoDBBackend(DynamoDBBackend):
         )
         return bridge.await_(creator.__aenter__())
 
+    _slots: asyncio.Semaphore | None = None
+
     def _send(self, method: Callable[..., Any], params: Mapping[str, Any]) -> dict[str, Any]:
-        response: dict[str, Any] = bridge.await_(method(**params))
+        response: dict[str, Any] = bridge.await_(self._queued(method, params))
         return response
+
+    async def _queued(self, method: Callable[..., Any], params: Mapping[str, Any]) -> Any:
+        # Requests wait for one of the client's connections here, first come first served.
+        # aiohttp's own pool wakes a waiter without keeping the freed connection for it, so a
+        # task that has just been answered takes it again: measured with 64 tasks on 32
+        # connections, a few appends waited 20 s while the median took 0.8 s.
+        if self._slots is None:
+            self._slots = asyncio.Semaphore(CLIENT_SETTINGS["max_pool_connections"])
+        async with self._slots:
+            return await method(**params)
 
     def _close_client(self, client: Any) -> None:
         bridge.await_(client.__aexit__(None, None, None))
