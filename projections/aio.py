@@ -14,7 +14,8 @@ from typing import Any
 from typing_extensions import Unpack
 
 from eventstore import bridge
-from eventstore.aio.store import AsyncEventStore, AsyncIteration, awaiting
+from eventstore.aio.iteration import AsyncIteration, awaiting
+from eventstore.aio.store import AsyncEventStore
 from eventstore.querying import SortKey
 from eventstore.resource import Resource, Version
 from projections.projection import Projection, R

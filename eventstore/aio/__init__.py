@@ -12,8 +12,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from eventstore import bridge
+from eventstore.aio.iteration import AsyncIteration, AsyncSubscription
 from eventstore.aio.repository import AsyncRepository
-from eventstore.aio.store import AsyncEventStore, AsyncIteration, AsyncSubscription
+from eventstore.aio.store import AsyncEventStore
 from eventstore.aio.threaded import ThreadedBackend
 from eventstore.backends.base import Backend
 from eventstore.errors import InvalidInput

@@ -4,30 +4,29 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from typing_extensions import Unpack
 
 from eventstore import bridge
+from eventstore.aio.iteration import AsyncIteration, awaiting
 from eventstore.inputs import NO_STREAM, Expect
 from eventstore.querying import QueryPage, SortKey
 from eventstore.repository import Repository
 from eventstore.resource import Resource, Version
-
-if TYPE_CHECKING:
-    from eventstore.aio.store import AsyncEventStore, AsyncIteration
+from eventstore.store import EventStore
 
 R = TypeVar("R", bound=Resource)
 
 
 class AsyncRepository(Generic[R]):
-    """:class:`eventstore.Repository` for :class:`AsyncEventStore`: the same methods, each a
-    coroutine (``history`` an async iterator), with the same contract."""
+    """:class:`eventstore.Repository` for :class:`AsyncEventStore` (``store.repository(T)``):
+    the same methods, each a coroutine (``history`` an async iterator), with the same contract,
+    run on the async store's engine."""
 
-    def __init__(self, store: AsyncEventStore, resource_type: type[R]) -> None:
-        self.store = store
+    def __init__(self, engine: EventStore, resource_type: type[R]) -> None:
         self.resource_type = resource_type
-        self._sync: Repository[R] = store.engine.repository(resource_type)
+        self._sync: Repository[R] = engine.repository(resource_type)
 
     async def get(self, resource_id: str, version: int | str | None = None) -> Version[R]:
         return await bridge.call(self._sync.get, resource_id, version)
@@ -67,10 +66,10 @@ class AsyncRepository(Generic[R]):
         max_attempts: int = 10,
     ) -> Version[R]:
         """:meth:`AsyncEventStore.update`; ``change`` may be a plain function or ``async def``."""
-        return await self.store.update(
-            self.resource_type,
+        return await bridge.call(
+            self._sync.update,
             resource_id,
-            change,
+            awaiting(change),
             event=event,
             metadata=metadata,
             default=default,
@@ -78,7 +77,7 @@ class AsyncRepository(Generic[R]):
         )
 
     def history(self, resource_id: str, *, reverse: bool = False) -> AsyncIteration[Version[R]]:
-        return self.store.read_stream(self.resource_type, resource_id, reverse=reverse)
+        return AsyncIteration(self._sync.history, resource_id, reverse=reverse)
 
     async def many(self, resource_ids: Iterable[str]) -> dict[str, Version[R]]:
         return await bridge.call(self._sync.many, resource_ids)
