@@ -11,6 +11,7 @@ import gc
 import inspect
 import logging
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
@@ -191,9 +192,25 @@ class SlowCallbacks(logging.Handler):
 
 
 def test_the_loop_is_never_blocked(served_url: str) -> None:
+    """A call that blocks the loop (SQLite on the loop's thread, a blocking socket) is slow in
+    every run. A step that is slow once is the 2-core machine scheduling DynamoDB Local's JVM,
+    or a collection, over the loop: so a run with slow steps is repeated, up to 3 runs, and the
+    test fails only if every run had some."""
+    runs: list[list[str]] = []
+    for _ in range(3):
+        runs.append(_slow_steps(served_url))
+        if not runs[-1]:
+            return
+    raise AssertionError(f"slow steps in every run: {runs}")
+
+
+def _slow_steps(served_url: str) -> list[str]:
+    """The slow callbacks asyncio's debug mode logs during appends, reads, feed and subscribe."""
     handler = SlowCallbacks()
     logger = logging.getLogger("asyncio")
     logger.addHandler(handler)
+
+    run = uuid.uuid4().hex[:6]  # a run of its own on a table that may hold earlier runs'
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
@@ -205,16 +222,16 @@ def test_the_loop_is_never_blocked(served_url: str) -> None:
             # service model's included: measured 100-150 ms on this 2-core machine, a pause of
             # the process rather than a call that blocks the loop. gc.freeze() leaves the
             # objects made so far out of collections, as docs/async.md advises.
-            await store.append(Order(customer="warm"), resource_id="warm")
-            await store.append(Order(customer="warm"), resource_id="warm", expected_version=1)
-            await store.read_version(Order, "warm", 1)
+            await store.append(Order(customer="warm"), resource_id=f"{run}warm")
+            await store.append(Order(customer="warm"), resource_id=f"{run}warm", expected_version=1)
+            await store.read_version(Order, f"{run}warm", 1)
             gc.collect()
             gc.freeze()
             loop.set_debug(True)
             loop.slow_callback_duration = 0.05
 
             async def writer(n: int) -> None:
-                rid = f"w{n}"
+                rid = f"{run}w{n}"
                 for k in range(10):
                     await store.append(
                         Order(customer=f"c{n}", lines=[f"line {i}" for i in range(k * 20)]),
@@ -225,17 +242,18 @@ def test_the_loop_is_never_blocked(served_url: str) -> None:
 
             async def follower() -> int:
                 seen = 0
-                async with store.subscribe(after=0, poll_interval=0.01) as live:
+                async with store.subscribe(after=start, poll_interval=0.01) as live:
                     async for _ in live:
                         seen += 1
-                        if seen == 82:
+                        if seen == 80:
                             live.stop()
                 return seen
 
+            start = await store.last_position()
             following = asyncio.create_task(follower())
             await asyncio.gather(*(writer(n) for n in range(8)))
-            assert len([v async for v in store.feed()]) == 82
-            assert await asyncio.wait_for(following, 10) == 82
+            assert len([v async for v in store.feed(after=start)]) == 80
+            assert await asyncio.wait_for(following, 10) == 80
         finally:
             loop.set_debug(False)
             gc.unfreeze()
@@ -245,7 +263,7 @@ def test_the_loop_is_never_blocked(served_url: str) -> None:
         asyncio.run(main())
     finally:
         logger.removeHandler(handler)
-    assert handler.slow == []
+    return handler.slow
 
 
 # --- cancellation at every await point of an append -----------------------------------------
