@@ -630,3 +630,67 @@ def test_async_reads_with_a_trimming_writer_between_their_requests(
             await dropped(store)
 
     asyncio.run(main())
+
+
+# --- the same requests as the blocking store ------------------------------------------------
+
+
+def test_each_operation_sends_the_requests_the_blocking_store_sends(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """The same operations on two fresh tables, one through each store: the same number of
+    DynamoDB requests, operation by operation (requests counted at the client)."""
+    blocking_url = make_url("dynamodb", tmp_path_factory)
+    async_url = make_url("dynamodb", tmp_path_factory)
+
+    def script(store: Any) -> list[tuple[str, Any]]:
+        """(name, call) pairs; each call returns a value or an awaitable, or an iterable."""
+        order = Order(customer="ada", lines=[f"line {i}" for i in range(40)])
+        return [
+            ("append", lambda: store.append(order, resource_id="o")),
+            ("append 2", lambda: store.append(order, resource_id="o", expected_version=1)),
+            ("read latest", lambda: store.read_version(Order, "o")),
+            ("read 1", lambda: store.read_version(Order, "o", 1)),
+            ("read many", lambda: store.read_many(Order, ["o", "p"])),
+            ("stream", lambda: store.read_stream(Order, "o")),
+            ("feed", lambda: store.feed()),
+            ("list", lambda: store.list_resources(Order)),
+            (
+                "update",
+                lambda: store.update(Order, "o", lambda o: o.model_copy(update={"status": "x"})),
+            ),
+            ("delete", lambda: store.delete(Order, "o")),
+        ]
+
+    blocking = eventstore.open(blocking_url)
+    blocking.create_table(feed="inline")
+    counted: list[tuple[str, int]] = []
+    try:
+        for name, call in script(blocking):
+            before = blocking.backend.requests()
+            result = call()
+            if not isinstance(result, (Version, dict)) and hasattr(result, "__iter__"):
+                list(result)
+            counted.append((name, blocking.backend.requests() - before))
+    finally:
+        blocking.backend.delete_table()  # type: ignore[attr-defined]
+        blocking.close()
+
+    async def main() -> list[tuple[str, int]]:
+        store = await opened(async_url)
+        mine: list[tuple[str, int]] = []
+        try:
+            for name, call in script(store):
+                before = store.backend.requests()
+                result = call()
+                if isinstance(result, AsyncIteration):
+                    [x async for x in result]
+                else:
+                    await result
+                mine.append((name, store.backend.requests() - before))
+        finally:
+            await dropped(store)
+        return mine
+
+    assert asyncio.run(main()) == counted
+    assert all(n >= 1 for _, n in counted)
