@@ -141,9 +141,6 @@ class IOLock:
     def __exit__(self, *exc: object) -> None:
         self._lock.release()
 
-    def locked(self) -> bool:
-        return self._lock.locked()
-
 
 class Stop:
     """A flag that ends waits: :meth:`set` (from any thread or task) wakes every :meth:`wait` at
