@@ -40,13 +40,14 @@ _LOCK_POLL = 0.002
 if greenlet is not None:
 
     class _Bridge(greenlet.greenlet):  # type: ignore[misc]
-        """A greenlet running blocking-style store code for a coroutine (its parent)."""
+        """A greenlet running blocking-style store code for a coroutine (its parent), and
+        when it was last switched into (``time.perf_counter()``)."""
 
-        __slots__ = ()
+        __slots__ = ("resumed",)
 else:  # pragma: no cover - exercised only where greenlet is missing
 
     class _Bridge:  # type: ignore[no-redef]
-        __slots__ = ()
+        __slots__ = ("resumed",)
 
 
 def in_bridge() -> bool:
@@ -92,6 +93,7 @@ class Begun(Generic[T]):
         require_greenlet()
         self._worker = _Bridge(fn, greenlet.getcurrent())
         self._worker.gr_context = contextvars.copy_context()
+        self._worker.resumed = time.perf_counter()
         self._request: Any = self._worker.switch(*args, **kwargs)
 
     def __await__(self) -> Generator[Any, None, T]:
@@ -100,8 +102,10 @@ class Begun(Generic[T]):
             try:
                 answer = yield from _awaited(request).__await__()
             except BaseException:
+                worker.resumed = time.perf_counter()
                 request = worker.throw(*sys.exc_info())
             else:
+                worker.resumed = time.perf_counter()
                 request = worker.switch(answer)
         return request  # type: ignore[no-any-return]
 
@@ -113,6 +117,21 @@ async def _awaited(awaitable: Awaitable[T]) -> T:
 async def call(fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
     """Run ``fn(*args, **kwargs)`` in a greenlet (see :class:`Begun`) and return its result."""
     return await Begun(fn, *args, **kwargs)
+
+
+#: How long store code run by :func:`call` may compute before :func:`pause` lets others run.
+_SLICE = 0.01
+
+
+def pause() -> None:
+    """A point where long computation (decoding a page of versions) lets the event loop run
+    other tasks, once it has held the loop for ``_SLICE`` seconds; nothing outside :func:`call`.
+    Never call it while holding a ``threading`` lock."""
+    if greenlet is None:
+        return
+    current = greenlet.getcurrent()
+    if isinstance(current, _Bridge) and time.perf_counter() - current.resumed > _SLICE:
+        await_(asyncio.sleep(0))
 
 
 def sleep(seconds: float) -> None:

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from eventstore import records
+from eventstore import bridge, records
 from eventstore.backends.base import Backend, Item, SortCondition
 from eventstore.cursors import ReplayPosition
 from eventstore.errors import CorruptRecord, StreamNotFound, VersionNotFound
@@ -156,6 +156,7 @@ class Reader:
         """Decode a stored version; its keyframe comes from ``keyframes`` (decoded JSON by
         keyframe number), the cache, or a read. :class:`VersionNotFound` if the version was
         trimmed while it was being read (:class:`Expired` if it is past ``max_age``)."""
+        bridge.pause()  # a page of versions decodes in turns with other tasks (eventstore.aio)
         if stored.superseded and cls.max_age is not None:
             age_ms = cls.max_age.total_seconds() * 1000
             if parse_version_id(stored.version_id)[1] + age_ms < self.clock() * 1000:
