@@ -100,7 +100,7 @@ class Begun(Generic[T]):
         worker, request = self._worker, self._request
         while not worker.dead:
             try:
-                answer = yield from _awaited(request).__await__()
+                answer = yield from request.__await__()
             except BaseException:
                 worker.resumed = time.perf_counter()
                 request = worker.throw(*sys.exc_info())
@@ -108,10 +108,6 @@ class Begun(Generic[T]):
                 worker.resumed = time.perf_counter()
                 request = worker.switch(answer)
         return request  # type: ignore[no-any-return]
-
-
-async def _awaited(awaitable: Awaitable[T]) -> T:
-    return await awaitable
 
 
 async def call(fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
@@ -177,11 +173,11 @@ class Stop:
         self._event.set()
         with self._guard:
             waiters = list(self._waiters)
+        try:
+            running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
         for loop, event in waiters:
-            try:
-                running = asyncio.get_running_loop()
-            except RuntimeError:
-                running = None
             if running is loop:
                 event.set()
             else:

@@ -198,7 +198,6 @@ class StepClock:
     def __init__(self, limit: float) -> None:
         self.limit = limit
         self.held: list[str] = []
-        self.logged = 0
         self._real = asyncio.events.Handle._run
         self._collecting = 0.0
         self.collected = 0.0  # seconds spent in garbage collections so far
@@ -220,7 +219,6 @@ class StepClock:
                 wall = time.perf_counter() - began
                 # Only while the workload is watched (debug mode on), as asyncio's log does.
                 if wall > clock.limit and handle._loop.get_debug():
-                    clock.logged += 1
                     preempted = _run_queue_wait() - waited
                     collecting = clock.collected - collected
                     held = wall - preempted - collecting
