@@ -379,8 +379,10 @@ def _feed(parsed: argparse.Namespace) -> int:
         try:
             while True:
                 for entry in store.feed_entries(position, partition=parsed.partition):
-                    if not entry.resource_id:  # an erased stream's: the position, nothing else
-                        print(f"{entry.position}\t(erased)", flush=True)
+                    if not entry.resource_id:
+                        # An erased stream's position, or one trimmed since whose stream is not
+                        # known any more (SQLite): the position and "(erased)" or "(trimmed)".
+                        print(f"{entry.position}\t{entry.resource_type}", flush=True)
                         position = entry.position
                         continue
                     what = "(trimmed)" if entry.trimmed else (entry.event or "-")

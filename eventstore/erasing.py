@@ -68,10 +68,11 @@ def erase(
             if progress is not None:
                 progress(report)
 
-    def add(write: Write) -> None:
-        pending.append(write)
-        if len(pending) >= MAX_WRITE_ACTIONS:
+    def add(*writes: Write) -> None:
+        # Writes added together go in one atomic write (a version's delete and its marker).
+        if len(pending) + len(writes) > MAX_WRITE_ACTIONS:
             flush()
+        pending.extend(writes)
 
     head = backend.get([records.head_key(pk)])[0]
     if head is None and not next(iter(backend.pages(pk))).items:
@@ -85,9 +86,16 @@ def erase(
         _index_first(indexer, partition, pk, head)
     for page in backend.pages(pk, sk=SortCondition("begins_with", VERSION_PREFIX)):
         for item in page.items:
-            add(Delete((pk, str(item[records.SK]))))
+            delete = Delete((pk, str(item[records.SK])))
+            held = records.feed_position(item) if backend.feed_in_items else None
+            if held is None:
+                add(delete)
+            else:
+                # The version holds its feed position: a marker keeps the position taken.
+                add(delete, Put(records.erased_marker(*held)))
+                report.feed_entries_cleared += 1
             report.items_deleted += 1
-    if partition is not None:
+    if partition is not None and not backend.feed_in_items:
         # Every entry naming the stream, found in the feed itself: versions trimmed, or removed
         # by DynamoDB's TTL, left entries that no version item leads to.
         report.feed_entries_cleared += _clear_feed(backend, clock, partition, pk, report, add)

@@ -274,3 +274,19 @@ class CredentialsMissing(BackendError):
 
 class TableNotFound(BackendError, LookupError):
     """The table does not exist. ``store.create_table()`` makes it."""
+
+
+class OutdatedLayout(BackendError):
+    """The SQLite file was written by an older version of the library, in a layout this one does
+    not read (``found`` and ``needed`` are layout numbers). ``eventstore upgrade URL`` converts it
+    in place, in one transaction; nothing was changed by opening it."""
+
+    def __init__(self, path: str, found: int, needed: int) -> None:
+        self.path = path
+        self.found = found
+        self.needed = needed
+        super().__init__(
+            f"the SQLite file {path!r} has storage layout {found}; this version of eventstore "
+            f"reads layout {needed}. Convert it with: eventstore upgrade sqlite:///{path} "
+            "(one transaction; back the file up first if you may go back to the older version)"
+        )

@@ -69,7 +69,7 @@ class FeedClock:
             found = (records.INLINE, 1)
         else:
             found = records.feed_config(config)
-        if counter is not None:
+        if counter is not None and not self.backend.feed_in_items:
             self.learn(0, records.number(counter, records.POSITION))
         if identity is not None and config is not None:
             with _KNOWN_LOCK:
@@ -117,9 +117,12 @@ class FeedClock:
         implicit = (records.INLINE, 1)
         if wanted != implicit:
             config, counter = self.backend.get([records.FEED_CONFIG_KEY, records.counter_key(0)])
-            if config is None and counter is not None and requested is None and partitions is None:
+            given = counter is not None
+            if self.backend.feed_in_items:
+                given = self.backend.last_position(0) > 0
+            if config is None and given and requested is None and partitions is None:
                 wanted = implicit  # positions given before it was configured: keep them so
-            elif config is None and counter is not None:
+            elif config is None and given:
                 raise InvalidInput(
                     f"the table already has a feed ({_describe(implicit)}, given by commits made "
                     f"before it was configured); it cannot change to {_describe(wanted)}"
@@ -195,14 +198,21 @@ class FeedClock:
             known = self._last.get(partition)
         if known is not None and not read:
             return known
-        item = self.backend.get([records.counter_key(partition)])[0]
-        position = 0 if item is None else records.number(item, records.POSITION)
+        if self.backend.feed_in_items:
+            position = self.backend.last_position(partition)
+        else:
+            item = self.backend.get([records.counter_key(partition)])[0]
+            position = 0 if item is None else records.number(item, records.POSITION)
         self.learn(partition, position)
         return position
 
     def refresh(self, partitions: Iterable[int]) -> None:
         """Read the counters of ``partitions`` again, in one request (they moved)."""
         wanted = list(partitions)
+        if self.backend.feed_in_items:
+            for partition in wanted:
+                self.learn(partition, self.backend.last_position(partition))
+            return
         found = self.backend.get([records.counter_key(p) for p in wanted])
         for partition, item in zip(wanted, found, strict=True):
             self.learn(partition, 0 if item is None else records.number(item, records.POSITION))

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from eventstore import bridge, records
+from eventstore import bridge, codec, records
 from eventstore.backends.base import Backend, Item, SortCondition
 from eventstore.cursors import ReplayPosition
 from eventstore.errors import CorruptRecord, StreamNotFound, VersionNotFound
@@ -108,6 +108,16 @@ class StoredState:
 
 class Expired(VersionNotFound):
     """A superseded version older than its type's ``max_age``: reads pass over it."""
+
+
+#: In a feed page's entries: a position whose version was trimmed since, stream unknown (a
+#: stream key is never this).
+_GAP = "?"
+
+
+def _needs_keyframe(item: Item | None) -> bool:
+    blob = None if item is None else item.get(records.STATE)
+    return isinstance(blob, bytes) and codec.needs_base(blob)
 
 
 class Reader:
@@ -431,6 +441,9 @@ class Reader:
         """The feed of ``partition`` after position ``after``, a page at a time, up to the first
         position not yet visible. Versions trimmed since, of other types, or of types not defined
         in this process are passed over (the page's ``last`` still moves past them)."""
+        if self.backend.feed_in_items:
+            yield from self._positioned_pages(partition, after, types, decode, page_size)
+            return
         position = after
         while True:
             first = position + 1
@@ -471,20 +484,72 @@ class Reader:
             if page.last_key is None and records.entry_block(partition, position + 1) == block:
                 return
 
-    def _feed_page(self, entries: list[tuple[int, str, int]], last: int, decode: bool) -> FeedPage:
+    def _positioned_pages(
+        self,
+        partition: int,
+        after: int,
+        types: frozenset[str] | None,
+        decode: bool,
+        page_size: int,
+    ) -> Iterator[FeedPage]:
+        """:meth:`feed_pages` where the backend keeps the feed in the items: one query per page
+        gives the versions themselves. Its writes are serialised and atomic, so a position
+        missing below one it returns is never filled later: a version trimmed since (which
+        stream it was is not known any more)."""
+        position = after
+        while True:
+            items = self.backend.positioned(partition, position, limit=page_size)
+            if not items:
+                return
+            entries: list[tuple[int, str, int]] = []
+            found: dict[tuple[str, str], Item | None] = {}
+            for item in items:
+                entry = records.positioned_entry(item)
+                entries += [(gap, _GAP, 0) for gap in range(position + 1, entry[0])]
+                position = entry[0]
+                if entry[1] and (types is None or split_pk(entry[1])[0] in types):
+                    entries.append(entry)
+                    found[records.version_key(entry[1], entry[2])] = item
+                elif not entry[1] and not decode:
+                    entries.append(entry)  # an erased stream's position: listed, not decoded
+            if types is not None:
+                # Of unknown type: not counted among the asked-for types' trimmed versions.
+                entries = [e for e in entries if e[1] != _GAP]
+            yield self._feed_page(entries, position, decode, found)
+
+    def _feed_page(
+        self,
+        entries: list[tuple[int, str, int]],
+        last: int,
+        decode: bool,
+        found: dict[tuple[str, str], Item | None] | None = None,
+    ) -> FeedPage:
+        found = {} if found is None else found
         keys: list[tuple[str, str]] = []
         for _, pk, number in entries:
-            if not pk:
-                continue  # an erased stream's position
-            keys.append(records.version_key(pk, number))
+            if not pk or pk == _GAP:
+                continue  # an erased stream's position, or one trimmed since
+            version = records.version_key(pk, number)
+            if version not in found:
+                keys.append(version)
             if decode:
-                keys.append(records.keyframe_key(pk, number))
+                base = keyframe_of(number, KEYFRAME_INTERVAL)
+                cached = version in found and not _needs_keyframe(found[version])
+                if not cached and self.cache.get(pk, base) is None:
+                    keys.append(records.keyframe_key(pk, number))
         unique = list(dict.fromkeys(keys))
-        found = dict(zip(unique, self.backend.get(unique), strict=True)) if unique else {}
+        if unique:
+            found.update(zip(unique, self.backend.get(unique), strict=True))
         versions: list[Version[Any]] = []
         listed: list[FeedEntry] = []
         skipped = 0
         for position, pk, number in entries:
+            if pk == _GAP:
+                if decode:
+                    skipped += 1
+                else:
+                    listed.append(FeedEntry(position, "(trimmed)", "", 0, None, True))
+                continue
             if not pk:
                 listed.append(FeedEntry(position, "(erased)", "", 0, None, True))
                 continue

@@ -27,6 +27,7 @@ from pydantic import ValidationError
 from eventstore import codec
 from eventstore.backends.base import (
     INDEXES,
+    POSITION_KEYS,
     Condition,
     Delete,
     Item,
@@ -61,7 +62,9 @@ STATE = "s"
 BASE = "b"
 EVENT = "e"
 METADATA = "m"
-POSITION = "p"
+#: A version's feed partition and position where the backend keeps the feed in the items
+#: (SQLite); POSITION is also a counter's last position.
+FEED_PARTITION, POSITION = POSITION_KEYS
 SCHEMA = "sv"
 DELETED = "del"
 #: Epoch seconds after which DynamoDB's TTL may delete a superseded version (the table's TTL
@@ -524,6 +527,39 @@ def entry(item: Mapping[str, Value]) -> tuple[int, str, int]:
     if STREAM not in item:
         return int(str(item[SK])), "", 0
     return int(str(item[SK])), str(item[STREAM]), number(item, VERSION)
+
+
+def erased_marker(partition: int, position: int) -> Item:
+    """Where the backend keeps the feed in the items: what keeps the position of an erased
+    stream's version, written in the erasure's write that deletes the version (nothing of the
+    stream, so the feed shows the position as erased)."""
+    return {
+        PK: f"_erased#{partition}",
+        SK: entry_sk(position),
+        FEED_PARTITION: partition,
+        POSITION: position,
+        DELETED: 1,
+    }
+
+
+def feed_position(item: Mapping[str, Value]) -> tuple[int, int] | None:
+    """``(partition, position)`` of an item the backend's feed holds, else ``None``."""
+    partition, position = item.get(FEED_PARTITION), item.get(POSITION)
+    if not isinstance(partition, int) or not isinstance(position, int):
+        return None
+    if isinstance(partition, bool) or isinstance(position, bool):
+        return None
+    return partition, position
+
+
+def positioned_entry(item: Mapping[str, Value]) -> tuple[int, str, int]:
+    """``(position, stream pk, version)`` of an item the backend's feed holds: a version item,
+    or an erased version's marker (empty stream key, version 0)."""
+    position, pk = number(item, POSITION), str(item[PK])
+    found = parse_sk(str(item[SK])) if not pk.startswith("_") else None
+    if found is None or found[1]:
+        return position, "", 0
+    return position, pk, found[0]
 
 
 def erased_entry(partition: int, position: int) -> Item:

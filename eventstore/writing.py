@@ -20,6 +20,7 @@ from eventstore.backends.base import (
     Backend,
     ConditionFailed,
     Item,
+    NextPosition,
     Put,
     Update,
     Value,
@@ -124,7 +125,10 @@ class _Plan:
     target: int  # the lowest version the stream keeps after the commit
     frames: dict[int, bytes]  # keyframe JSON of groups the commit starts
     items: dict[int, Item] = field(default_factory=dict)  # stored version items, by append
+    item_puts: dict[int, int] = field(default_factory=dict)  # where in puts, by append
     positions: list[int | None] = field(default_factory=list)
+    # Backends that give positions in the write: each append's (partition, offset).
+    offsets: list[tuple[int, int]] = field(default_factory=list)
     trims: list[Write] = field(default_factory=list)
     lowest: int | None = None
     follow_up: tuple[int, int] | None = None
@@ -208,7 +212,10 @@ class Writer:
                     # A counter's conflict must come back here, to read the counter again.
                     self.backend.write(atomic.writes, token=token, conflicts="raise")
                 else:
-                    self.backend.write(atomic.writes, token=token)
+                    lasts = self.backend.write(atomic.writes, token=token)
+                    for plan in plans.values():
+                        if plan.offsets:
+                            plan.positions = [lasts[p] + offset for p, offset in plan.offsets]
                 break
             except WriteConflict as e:
                 # Other transactions were moving a feed counter (or a head) at that moment: read
@@ -457,21 +464,42 @@ class Writer:
                 expires=expires if number != last or p.restored else None,
             )
             plan.items[i] = item
+            plan.item_puts[i] = len(plan.puts)
             plan.puts.append(Put(item))
         return plan
 
     def _assemble(
         self, plans: list[_Plan], order: list[tuple[_Stream, int]], extra: int = 0
     ) -> _Write:
-        """The atomic write: puts, feed entries and counters, trims as far as the action limit
-        allows (leaving room for ``extra`` writes the caller adds), then heads."""
+        """The atomic write: puts, feed entries and counters (or positions the backend gives),
+        trims as far as the action limit allows (leaving room for ``extra`` writes the caller
+        adds), then heads."""
         writes: list[Write] = []
-        for plan in plans:
-            writes += plan.puts
         counters_at: dict[int, int] = {}
         partitions: dict[int, tuple[int, int]] = {}
         by_stream = {id(plan.stream): plan for plan in plans}
-        if self.clock.mode == records.INLINE and self.clock.partitions():
+        inline = self.clock.mode == records.INLINE and self.clock.partitions()
+        if inline and self.backend.feed_in_items:
+            # The backend numbers the stored versions in its write transaction; versions the
+            # commit trims before storing them take their offsets too (their positions stay
+            # empty, as a trimmed version's do).
+            offsets: dict[int, int] = {}
+            for s, i in order:
+                plan = by_stream[id(s)]
+                partition = self.clock.partition_of(s.first.pk)
+                offset = offsets[partition] = offsets.get(partition, 0) + 1
+                plan.offsets.append((partition, offset))
+                stored = plan.items.get(i)
+                if stored is not None:
+                    at = plan.item_puts[i]
+                    plan.puts[at] = Put(stored, position=NextPosition(partition, offset))
+        for plan in plans:
+            writes += plan.puts
+        if inline and self.backend.feed_in_items:
+            if not self.clock.recorded:
+                counters_at[len(writes)] = _CONFIG
+                writes.append(self.clock.config_put((records.INLINE, 1)))
+        elif inline:
             # Positions in the order of the commit's appends, consecutive in each partition.
             for s, i in order:
                 plan = by_stream[id(s)]

@@ -87,7 +87,11 @@ def test_trimmed_versions_are_passed_over(store: EventStore) -> None:
 
 def test_a_commit_not_yet_visible_stops_the_reader(store: EventStore) -> None:
     """Positions are gapless by construction; a reader that finds one missing (a commit still
-    being applied) stops before it rather than skip it."""
+    being applied) stops before it rather than skip it. (Where the backend keeps the feed in
+    the items, commits are atomic and serialised: a missing position is a trimmed version, see
+    test_positions_of_trimmed_versions_stay_empty.)"""
+    if store.backend.feed_in_items:
+        pytest.skip("entry items exist only where the feed is kept apart from the versions")
     for n in range(3):
         store.append(Order(customer=str(n)), resource_id=f"o{n}")
     # Position 5's entry without position 4's: as a reader might see mid-commit.

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal, TypeVar
 
 from eventstore import bridge
@@ -36,6 +36,7 @@ class ThreadedBackend(Backend):
         self.wrapped = backend
         self.serialised = backend.serialised
         self.queries_round_once = backend.queries_round_once
+        self.feed_in_items = backend.feed_in_items
         self._worker = concurrent.futures.ThreadPoolExecutor(
             max_workers=1, thread_name_prefix="eventstore-sqlite"
         )
@@ -61,8 +62,14 @@ class ThreadedBackend(Backend):
         *,
         token: str | None = None,
         conflicts: Literal["retry", "raise"] = "retry",
-    ) -> None:
-        self._run(self.wrapped.write, writes, token=token, conflicts=conflicts)
+    ) -> Mapping[int, int]:
+        return self._run(self.wrapped.write, writes, token=token, conflicts=conflicts)
+
+    def positioned(self, partition: int, after: int, *, limit: int) -> list[Item]:
+        return self._run(self.wrapped.positioned, partition, after, limit=limit)
+
+    def last_position(self, partition: int) -> int:
+        return self._run(self.wrapped.last_position, partition)
 
     def get(self, keys: Sequence[Key], *, consistent: bool = True) -> list[Item | None]:
         return self._run(self.wrapped.get, keys, consistent=consistent)

@@ -31,6 +31,10 @@ INDEXES: tuple[str, ...] = ("gsi0", "gsi1", "gsi2", "gsi3", "gsi4")
 #: number and version id, so a query can fetch the states by key.
 INDEX_ATTRIBUTES: tuple[str, ...] = ("v", "id")
 
+#: The attributes of the position index that backends with ``feed_in_items`` keep: an item with
+#: both, as ints, is in the feed of partition ``fp`` at position ``p`` (sparse, like an index).
+POSITION_KEYS: tuple[str, str] = ("fp", "p")
+
 #: DynamoDB's item size limit (400 KB), applied by every backend so data stays portable.
 MAX_ITEM_SIZE = 400 * 1024
 
@@ -93,11 +97,24 @@ class Condition:
 
 
 @dataclass(frozen=True)
+class NextPosition:
+    """Where a :class:`Put` goes in the feed of a backend with ``feed_in_items``: position
+    ``L + offset`` of feed ``partition``, ``L`` being the partition's last position before the
+    write (read in the write's own transaction, so it is never stale)."""
+
+    partition: int
+    offset: int
+
+
+@dataclass(frozen=True)
 class Put:
-    """Write ``item`` whole, replacing any item under its key."""
+    """Write ``item`` whole, replacing any item under its key. With ``position`` (backends with
+    ``feed_in_items`` only), the backend gives the item that feed position (attributes
+    :data:`POSITION_KEYS`) as it writes it."""
 
     item: Item
     condition: Condition | None = None
+    position: NextPosition | None = None
 
     @property
     def key(self) -> Key:
@@ -220,6 +237,12 @@ class Backend(abc.ABC):
     #: write transaction is never stale, so the feed is always given positions inline.
     serialised: bool = True
 
+    #: Whether the backend keeps the feed in the items themselves (SQLite): a position index on
+    #: :data:`POSITION_KEYS`, positions given by :class:`Put`'s ``position`` in the write's own
+    #: transaction, and :meth:`positioned` / :meth:`last_position` to read it. The store then
+    #: writes no counter and no entry items.
+    feed_in_items: bool = False
+
     def identity(self) -> object | None:
         """A hashable name of the table, equal across backends opened on the same table in one
         process (what a process may cache about the table is keyed by it), or ``None``."""
@@ -241,7 +264,7 @@ class Backend(abc.ABC):
         *,
         token: str | None = None,
         conflicts: Literal["retry", "raise"] = "retry",
-    ) -> None:
+    ) -> Mapping[int, int]:
         """Apply ``writes`` atomically: all or nothing, in one request.
 
         Every condition is checked against the state before the batch. At most
@@ -257,6 +280,12 @@ class Backend(abc.ABC):
         requests were changing its items (only DynamoDB does that) is retried with backoff, or,
         with ``conflicts="raise"``, raised at once as :class:`WriteConflict` so that a caller
         whose conditions guessed a value (a feed counter) can read it again first.
+
+        Puts with a ``position`` (only where :attr:`feed_in_items`, else :class:`InvalidInput`)
+        get position ``L + offset`` of their partition, ``L`` its last position before the write;
+        the offsets of one partition in a batch must be distinct and >= 1, and the largest of
+        them becomes the partition's last position. Returns ``L`` of each partition the batch
+        gave positions in (an empty mapping when none).
         """
 
     @abc.abstractmethod
@@ -292,6 +321,20 @@ class Backend(abc.ABC):
         :data:`INDEX_ATTRIBUTES` (a backend may return more); the order of items with equal index
         sort keys is unspecified; index reads may be eventually consistent (``consistent`` is
         ignored there)."""
+
+    def positioned(self, partition: int, after: int, *, limit: int) -> list[Item]:
+        """Backends with :attr:`feed_in_items`: up to ``limit`` whole items of feed
+        ``partition`` with positions above ``after``, in position order, from one consistent
+        snapshot of committed writes (a position missing below the last one returned belongs
+        to an item deleted since: it is never filled later)."""
+        raise InvalidInput(f"{type(self).__name__} keeps no feed in its items")
+
+    def last_position(self, partition: int) -> int:
+        """Backends with :attr:`feed_in_items`: the highest position feed ``partition`` gave
+        out (0: none). The store never deletes the item holding a partition's highest
+        position without a marker that keeps it (trims and purges remove superseded versions,
+        below their stream's latest; an erasure puts markers), so this never goes back."""
+        raise InvalidInput(f"{type(self).__name__} keeps no feed in its items")
 
     def pages(
         self,

@@ -529,15 +529,17 @@ class DynamoDBBackend(Backend):
         *,
         token: str | None = None,
         conflicts: Literal["retry", "raise"] = "retry",
-    ) -> None:
+    ) -> Mapping[int, int]:
         if not writes:
-            return
+            return {}
         check_batch(writes, token)
         for w in writes:
+            if isinstance(w, Put) and w.position is not None:
+                raise InvalidInput("DynamoDB keeps no feed in its items: a Put takes no position")
             _check_size(w)
         if len(writes) == 1:
             self._write_one(writes[0])
-            return
+            return {}
         actions = [self._action(w, single=False) for w in writes]
         # Without a token of the caller's, a retry would be a new request to DynamoDB and could
         # apply the batch twice; one token per call makes retries safe.
@@ -560,6 +562,7 @@ class DynamoDBBackend(Backend):
             return ConditionFailed(first, failures[first], failures)
 
         self._call("transact_write_items", params, on_error)
+        return {}
 
     def _action(self, w: Write, *, single: bool) -> dict[str, Any]:
         expr = _Expression()

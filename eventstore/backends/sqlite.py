@@ -1,9 +1,12 @@
 """The embedded backend: one SQLite file (or memory), same semantics as DynamoDB.
 
 Items live in one table keyed by (pk, sk); each secondary index is a pair of nullable columns with a
-partial SQL index, so only items that carry both keys are indexed (sparse, like a GSI). A batch of
-writes runs in one ``BEGIN IMMEDIATE`` transaction: conditions are checked and writes applied while
-holding the write lock, so concurrent threads and processes see all of a batch or none of it.
+partial SQL index, so only items that carry both keys are indexed (sparse, like a GSI). The feed
+lives in the items too (``feed_in_items``): a version's partition and position are two more columns
+with a unique partial index, positions given in the write transaction, so an append writes no
+counter and no entry rows. A batch of writes runs in one ``BEGIN IMMEDIATE`` transaction:
+conditions are checked and writes applied while holding the write lock, so concurrent threads and
+processes see all of a batch or none of it.
 """
 
 from __future__ import annotations
@@ -15,18 +18,20 @@ import os
 import sqlite3
 import threading
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Literal
 
 from eventstore.backends.base import (
     INDEX_ATTRIBUTES,
     INDEXES,
     MAX_ITEM_SIZE,
+    POSITION_KEYS,
     Backend,
     ConditionFailed,
     Delete,
     Item,
     Key,
+    NextPosition,
     Page,
     Put,
     SortCondition,
@@ -44,6 +49,7 @@ from eventstore.errors import (
     BackendUnavailable,
     InvalidInput,
     ItemTooLarge,
+    OutdatedLayout,
 )
 
 #: A page holds at most this many bytes of items, as a DynamoDB page holds at most 1 MB.
@@ -51,14 +57,28 @@ PAGE_BYTES = 1024 * 1024
 #: And at most this many items when no limit is given.
 PAGE_ITEMS = 1000
 
+#: The storage layout this version writes and reads, kept in the file's ``PRAGMA user_version``.
+#: Layout 1 (files without a version) kept the feed in counter and entry items.
+LAYOUT = 2
+
 _INDEX_COLUMNS = [column for name in INDEXES for column in index_keys(name)]
+_FEED_PARTITION, _POSITION = POSITION_KEYS
+#: Columns after the body: the index keys, then the feed partition and position.
+_COLUMNS = [*_INDEX_COLUMNS, _FEED_PARTITION, _POSITION]
+_ROW = 3 + len(_INDEX_COLUMNS)  # where the feed columns start in a row
 # An upsert rather than INSERT OR REPLACE, which would delete the row and every index entry first.
-# Updates of existing items go through _in_place instead, which assigns changed index columns only.
+# Updates of existing items go through _in_place instead, which assigns changed columns only.
 _REPLACE = (
-    f"INSERT INTO items (pk, sk, body, {', '.join(_INDEX_COLUMNS)}) "
-    f"VALUES ({', '.join('?' * (3 + len(_INDEX_COLUMNS)))}) "
+    f"INSERT INTO items (pk, sk, body, {', '.join(_COLUMNS)}) "
+    f"VALUES ({', '.join('?' * (3 + len(_COLUMNS)))}) "
     f"ON CONFLICT (pk, sk) DO UPDATE SET body = excluded.body, "
-    + ", ".join(f"{column} = excluded.{column}" for column in _INDEX_COLUMNS)
+    + ", ".join(f"{column} = excluded.{column}" for column in _COLUMNS)
+)
+#: What every read selects: the keys, the body and the feed columns.
+_SELECT = f"SELECT pk, sk, body, {_FEED_PARTITION}, {_POSITION} FROM items"
+_LAST = (
+    f"SELECT {_POSITION} FROM items WHERE {_FEED_PARTITION} = ? AND {_POSITION} IS NOT NULL "
+    f"ORDER BY {_POSITION} DESC LIMIT 1"
 )
 
 
@@ -90,12 +110,14 @@ _POINT_READS = 3
 
 _JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 _DECODE = json.JSONDecoder().decode
-_NO_INDEX = (None,) * len(_INDEX_COLUMNS)
+_NO_COLUMNS = (None,) * len(_COLUMNS)
 
 
 _KEYS = frozenset(("pk", "sk"))
+_IN_COLUMNS = _KEYS | frozenset(POSITION_KEYS)
 _INDEX_NAMES = frozenset(_INDEX_COLUMNS)
-_INDEX_POSITION = {column: i for i, column in enumerate(_INDEX_COLUMNS)}
+_COLUMN_NAMES = frozenset(_COLUMNS)
+_COLUMN_AT = {column: i for i, column in enumerate(_COLUMNS)}
 
 
 def encode_item(item: Item, skip: frozenset[str] = frozenset()) -> bytes:
@@ -222,17 +244,25 @@ class SQLiteBackend(Backend):
                         connection.close()
 
     def _setup(self, connection: sqlite3.Connection) -> None:
-        columns = "".join(f", {column} TEXT" for column in _INDEX_COLUMNS)
-        connection.execute(
-            "CREATE TABLE IF NOT EXISTS items (pk TEXT NOT NULL, sk TEXT NOT NULL, "
-            f"body BLOB NOT NULL{columns}, PRIMARY KEY (pk, sk)) WITHOUT ROWID"
-        )
-        for name in INDEXES:
-            pk, sk = index_keys(name)
-            connection.execute(
-                f"CREATE INDEX IF NOT EXISTS items_{name} ON items ({pk}, {sk}, pk, sk) "
-                f"WHERE {pk} IS NOT NULL AND {sk} IS NOT NULL"
-            )
+        # Checked and made in one write transaction: another process creating the file at the
+        # same moment must not see a table without its layout number.
+        (layout,) = connection.execute("PRAGMA user_version").fetchone()
+        if layout == LAYOUT:
+            return
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            (layout,) = connection.execute("PRAGMA user_version").fetchone()
+            exists = connection.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'items'"
+            ).fetchone()
+            if exists and layout != LAYOUT:
+                raise OutdatedLayout(self.path, layout or 1, LAYOUT)
+            if not exists:
+                create_layout(connection)
+            connection.execute("COMMIT")
+        except BaseException:
+            connection.execute("ROLLBACK")
+            raise
 
     def create_table(self, options: TableOptions | None = None) -> None:
         if options is not None and not options.is_default:
@@ -273,18 +303,26 @@ class SQLiteBackend(Backend):
         *,
         token: str | None = None,
         conflicts: Literal["retry", "raise"] = "retry",
-    ) -> None:
+    ) -> Mapping[int, int]:
         # Writes are applied one at a time under SQLite's lock: they never conflict.
         if not writes:
-            return
+            return {}
         check_batch(writes, token)
         # Rows of puts are built (and their sizes checked) before taking the write lock.
         rows: list[tuple[Any, ...] | None] = [
             _row(w.item) if isinstance(w, Put) else None for w in writes
         ]
+        positioned = _positioned(writes)
+        lasts: dict[int, int] = {}
         with self._use() as connection:
             connection.execute("BEGIN IMMEDIATE")
             try:
+                for position, (partition, offset) in positioned.items():
+                    if partition not in lasts:
+                        lasts[partition] = _last(connection, partition)
+                    row = rows[position]
+                    assert row is not None
+                    rows[position] = (*row[:_ROW], partition, lasts[partition] + offset)
                 failures: dict[int, Item | None] = {}
                 # Unconditional puts and deletes do not depend on what is there; the others'
                 # current items come in one query.
@@ -318,13 +356,33 @@ class SQLiteBackend(Backend):
             except BaseException:
                 connection.execute("ROLLBACK")
                 raise
+        return lasts
+
+    # -- the feed ----------------------------------------------------------------------------
+
+    feed_in_items = True
+
+    def positioned(self, partition: int, after: int, *, limit: int) -> list[Item]:
+        if limit < 1:
+            raise InvalidInput("limit must be >= 1")
+        with self._use() as connection:
+            rows = connection.execute(
+                f"{_SELECT} WHERE {_FEED_PARTITION} = ? AND {_POSITION} > ? "
+                f"ORDER BY {_POSITION} LIMIT ?",
+                (partition, after, limit),
+            ).fetchall()
+        return [_load(row) for row in rows]
+
+    def last_position(self, partition: int) -> int:
+        with self._use() as connection:
+            return _last(connection, partition)
 
     # -- reads -------------------------------------------------------------------------------
 
     @staticmethod
     def _get_one(connection: sqlite3.Connection, key: Key) -> Item | None:
-        row = connection.execute("SELECT body FROM items WHERE pk = ? AND sk = ?", key).fetchone()
-        return None if row is None else _load(key, row[0])
+        row = connection.execute(_GET_ONE, key).fetchone()
+        return None if row is None else _load(row)
 
     @classmethod
     def _get_many(cls, connection: sqlite3.Connection, keys: Sequence[Key]) -> list[Item | None]:
@@ -335,11 +393,10 @@ class SQLiteBackend(Backend):
             # OR of key equalities: SQLite looks each one up in the primary key.
             where = " OR ".join("(pk = ? AND sk = ?)" for _ in chunk)
             rows = connection.execute(
-                f"SELECT pk, sk, body FROM items WHERE {where}",
-                [part for key in chunk for part in key],
+                f"{_SELECT} WHERE {where}", [part for key in chunk for part in key]
             )
-            for pk, sk, body in rows:
-                found[(pk, sk)] = _load((pk, sk), body)
+            for row in rows:
+                found[(row[0], row[1])] = _load(row)
         return [found.get((str(k[0]), str(k[1]))) for k in keys]
 
     def get(self, keys: Sequence[Key], *, consistent: bool = True) -> list[Item | None]:
@@ -399,7 +456,7 @@ class SQLiteBackend(Backend):
         if start is not None:
             where.append("(pk, sk) > (?, ?)")
             args.extend([start["pk"], start["sk"]])
-        sql = f"SELECT pk, sk, body FROM items WHERE {' AND '.join(where)} ORDER BY pk, sk"
+        sql = f"{_SELECT} WHERE {' AND '.join(where)} ORDER BY pk, sk"
         return self._page(sql, args, limit, ("pk", "sk"))
 
     def _page(
@@ -414,14 +471,14 @@ class SQLiteBackend(Backend):
             # One row past the page says whether another page follows; SQLite stops there.
             cursor = connection.execute(f"{sql} LIMIT ?", [*args, cap + 1])
             try:
-                for pk, sk, body in cursor:
+                for row in cursor:
                     if len(items) >= cap or size >= PAGE_BYTES:
                         last = items[-1]
                         return Page(items, {name: last[name] for name in key_names})
-                    items.append(_load((pk, sk), body))
+                    items.append(_load(row))
                     # The encoded body is within a few bytes per attribute of the DynamoDB size,
                     # close enough for a page bound.
-                    size += len(body) + len(pk) + len(sk)
+                    size += len(row[2]) + len(row[0]) + len(row[1])
             finally:
                 cursor.close()
         return Page(items, None)
@@ -431,19 +488,78 @@ def _stable_hash(text: str) -> int:
     return zlib.crc32(text.encode("utf-8"))
 
 
-def _load(key: Key, body: bytes) -> Item:
+def create_layout(connection: sqlite3.Connection) -> None:
+    """Make the table and its indexes in the current layout (inside the caller's transaction)."""
+    columns = "".join(f", {column} TEXT" for column in _INDEX_COLUMNS)
+    connection.execute(
+        "CREATE TABLE items (pk TEXT NOT NULL, sk TEXT NOT NULL, "
+        f"body BLOB NOT NULL{columns}, {_FEED_PARTITION} INTEGER, {_POSITION} INTEGER, "
+        "PRIMARY KEY (pk, sk)) WITHOUT ROWID"
+    )
+    create_indexes(connection)
+    connection.execute(f"PRAGMA user_version = {LAYOUT}")
+
+
+def create_indexes(connection: sqlite3.Connection) -> None:
+    for name in INDEXES:
+        pk, sk = index_keys(name)
+        connection.execute(
+            f"CREATE INDEX IF NOT EXISTS items_{name} ON items ({pk}, {sk}, pk, sk) "
+            f"WHERE {pk} IS NOT NULL AND {sk} IS NOT NULL"
+        )
+    # Unique: two items never hold one position, whatever a caller asks for.
+    connection.execute(
+        f"CREATE UNIQUE INDEX IF NOT EXISTS items_feed ON items ({_FEED_PARTITION}, {_POSITION}) "
+        f"WHERE {_POSITION} IS NOT NULL"
+    )
+
+
+_GET_ONE = f"{_SELECT} WHERE pk = ? AND sk = ?"
+
+
+def _last(connection: sqlite3.Connection, partition: int) -> int:
+    row = connection.execute(_LAST, (partition,)).fetchone()
+    return 0 if row is None else int(row[0])
+
+
+def _positioned(writes: Sequence[Write]) -> dict[int, tuple[int, int]]:
+    """Where in the batch puts ask for a feed position: ``{index: (partition, offset)}``."""
+    asked: dict[int, tuple[int, int]] = {}
+    taken: set[tuple[int, int]] = set()
+    for i, w in enumerate(writes):
+        if not isinstance(w, Put) or w.position is None:
+            continue
+        spot: NextPosition = w.position
+        partition, offset = spot.partition, spot.offset
+        if not all(isinstance(n, int) and not isinstance(n, bool) for n in (partition, offset)):
+            raise InvalidInput(f"a feed position needs int partition and offset, got {spot!r}")
+        if partition < 0 or offset < 1 or (partition, offset) in taken:
+            raise InvalidInput(
+                f"feed offsets must be >= 1 and distinct per partition (>= 0), got {spot!r}"
+            )
+        taken.add((partition, offset))
+        asked[i] = (partition, offset)
+    return asked
+
+
+def _load(row: tuple[Any, ...]) -> Item:
+    """The item of a selected row (pk, sk, body, feed partition, position)."""
+    pk, sk, body, partition, position = row
     try:
         item = decode_item(body)
     except (ValueError, IndexError, TypeError) as e:
-        raise BackendError(f"stored row {key!r} is damaged: {e}") from e
-    item["pk"], item["sk"] = key
+        raise BackendError(f"stored row {(pk, sk)!r} is damaged: {e}") from e
+    item["pk"], item["sk"] = pk, sk
+    if position is not None:
+        item[_FEED_PARTITION], item[_POSITION] = partition, position
     return item
 
 
 def _check_size(item: Item, body: bytes) -> None:
     # The body is never smaller than DynamoDB's count of the non-key attributes, but for up to 2
-    # bytes per number; the keys count at most 4 bytes per character. Exact only near the limit.
-    bound = len(body) + 4 * (len(str(item["pk"])) + len(str(item["sk"]))) + 2 * len(item)
+    # bytes per number; the keys count at most 4 bytes per character, the feed columns (not in
+    # the body) at most 32 bytes. Exact only near the limit.
+    bound = len(body) + 4 * (len(str(item["pk"])) + len(str(item["sk"]))) + 2 * len(item) + 32
     if bound <= MAX_ITEM_SIZE:
         return
     size = item_size(item)
@@ -461,35 +577,45 @@ def _updated(w: Update, current: Item | None) -> Item:
 
 
 def _row(item: Item) -> tuple[Any, ...]:
-    """The SQL row of an item; :class:`ItemTooLarge` if it passes DynamoDB's limit."""
-    body = encode_item(item, skip=_KEYS)
+    """The SQL row of an item; :class:`ItemTooLarge` if it passes DynamoDB's limit. A feed
+    partition and position (both ints) go in their columns, not in the body."""
+    values = _column_values(item)
+    in_feed = values[-1] is not None
+    body = encode_item(item, skip=_IN_COLUMNS if in_feed else _KEYS)
     _check_size(item, body)
-    present = _INDEX_NAMES.intersection(item)
+    return (item["pk"], item["sk"], body, *values)
+
+
+def _column_values(item: Item) -> tuple[Any, ...]:
+    """The values of an item's columns after the body (index keys, feed partition, position)."""
+    present = _COLUMN_NAMES.intersection(item)
     if not present:
-        return (item["pk"], item["sk"], body, *_NO_INDEX)
-    index_values: list[str | None] = list(_NO_INDEX)
-    for column in present:
-        index_values[_INDEX_POSITION[column]] = _index_value(item[column])
-    return (item["pk"], item["sk"], body, *index_values)
+        return _NO_COLUMNS
+    values: list[Any] = list(_NO_COLUMNS)
+    for column in _INDEX_NAMES.intersection(present):
+        values[_COLUMN_AT[column]] = _index_value(item[column])
+    partition, position = item.get(_FEED_PARTITION), item.get(_POSITION)
+    if _is_int(partition) and _is_int(position):
+        values[-2:] = partition, position
+    return tuple(values)
+
+
+def _is_int(value: Value | None) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _in_place(row: tuple[Any, ...], item: Item, current: Item) -> tuple[str, tuple[Any, ...]]:
-    """The statement that changes the row of ``current`` into ``row`` (of ``item``). Only index
+    """The statement that changes the row of ``current`` into ``row`` (of ``item``). Only
     columns whose value changes are set: SQLite rewrites an index entry whenever its column is
     assigned, even to the same value, and a head keeps its listing key on every append."""
-    changed = tuple(
-        sorted(
-            _INDEX_POSITION[column]
-            for column in _INDEX_NAMES.intersection(current).union(_INDEX_NAMES.intersection(item))
-            if row[3 + _INDEX_POSITION[column]] != _index_value(current.get(column))
-        )
-    )
+    was = _column_values(current)
+    changed = tuple(i for i, value in enumerate(was) if row[3 + i] != value)
     return _update_sql(changed), (row[2], *(row[3 + i] for i in changed), row[0], row[1])
 
 
 @functools.lru_cache(maxsize=64)
 def _update_sql(changed: tuple[int, ...]) -> str:
-    columns = "".join(f", {_INDEX_COLUMNS[i]} = ?" for i in changed)
+    columns = "".join(f", {_COLUMNS[i]} = ?" for i in changed)
     return f"UPDATE items SET body = ?{columns} WHERE pk = ? AND sk = ?"
 
 
@@ -524,7 +650,7 @@ def _query_sql(
         where.append(f"({columns}) {'>' if forward else '<'} ({', '.join('?' * len(order))})")
     direction = "ASC" if forward else "DESC"
     sql = (
-        f"SELECT pk, sk, body FROM items WHERE {' AND '.join(where)} "
+        f"{_SELECT} WHERE {' AND '.join(where)} "
         f"ORDER BY {', '.join(f'{c} {direction}' for c in order)}"
     )
     return sql, order
