@@ -39,7 +39,7 @@ import sqlite3
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +48,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from sqlite_appends import LibSide, Workload, machine, make_workload
 
 from eventstore import EventStore, codec
-from eventstore.backends.base import Write
+from eventstore.backends.base import Put, Write
 from eventstore.backends.sqlite import SQLiteBackend
 from eventstore.inputs import serialize
 from eventstore.keys import keyframe_of
@@ -66,10 +66,12 @@ class Recording(SQLiteBackend):
         self.live = True
         super().__init__(path, synchronous="normal")
 
-    def write(self, writes: Sequence[Write], *, token: str | None = None) -> None:
+    def write(self, writes: Sequence[Write], *, token: str | None = None) -> Mapping[int, int]:
         if self.live:
             self.batches.append(list(writes))
-            super().write(writes, token=token)
+            return super().write(writes, token=token)
+        # Nothing written: the positions asked for start from 0 (they are not used).
+        return {w.position.partition: 0 for w in writes if isinstance(w, Put) and w.position}
 
 
 class _Statements:
@@ -103,9 +105,9 @@ class StatementLog(SQLiteBackend):
     def _connection(self) -> Any:
         return _Statements(super()._connection(), self.log)
 
-    def write(self, writes: Sequence[Write], *, token: str | None = None) -> None:
+    def write(self, writes: Sequence[Write], *, token: str | None = None) -> Mapping[int, int]:
         self.marks.append(len(self.log))
-        super().write(writes, token=token)
+        return super().write(writes, token=token)
 
 
 def _cpu(run: Callable[[], None]) -> float:

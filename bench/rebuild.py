@@ -34,7 +34,7 @@ import tempfile
 import time
 import tracemalloc
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -80,11 +80,21 @@ class Counting(Backend):
 
     def __init__(self, inner: Backend) -> None:
         self.inner = inner
+        self.serialised = inner.serialised
+        self.feed_in_items = inner.feed_in_items
         self.calls = {"write": 0, "get": 0, "query": 0, "scan": 0}
 
-    def write(self, writes: Sequence[Write], *, token: str | None = None) -> None:
+    def write(self, writes: Sequence[Write], *, token: str | None = None) -> Mapping[int, int]:
         self.calls["write"] += 1
-        self.inner.write(writes, token=token)
+        return self.inner.write(writes, token=token)
+
+    def positioned(self, partition: int, after: int, *, limit: int) -> list[Item]:
+        self.calls["query"] += 1
+        return self.inner.positioned(partition, after, limit=limit)
+
+    def last_position(self, partition: int) -> int:
+        self.calls["query"] += 1
+        return self.inner.last_position(partition)
 
     def get(self, keys: Sequence[Key], *, consistent: bool = True) -> list[Item | None]:
         # DynamoDB's BatchGetItem takes 100 keys: count the requests a backend would send.

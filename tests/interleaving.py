@@ -8,7 +8,7 @@ number ``after``. Writes pass straight through.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Literal
 
 from eventstore.backends.base import (
@@ -38,6 +38,7 @@ class Interleaving(Backend):
         # its identity: a store on the wrapper reads the feed configuration itself, a request
         # the interleaving points count.
         self.serialised = inner.serialised
+        self.feed_in_items = inner.feed_in_items
         # Which way reads by number go: one range query (DynamoDB's) or a batch read.
         self.queries_round_once = (
             inner.queries_round_once if queries_round_once is None else queries_round_once
@@ -63,8 +64,18 @@ class Interleaving(Backend):
         *,
         token: str | None = None,
         conflicts: Literal["retry", "raise"] = "retry",
-    ) -> None:
-        self.inner.write(writes, token=token, conflicts=conflicts)
+    ) -> Mapping[int, int]:
+        return self.inner.write(writes, token=token, conflicts=conflicts)
+
+    def positioned(self, partition: int, after: int, *, limit: int) -> list[Item]:
+        found = self.inner.positioned(partition, after, limit=min(limit, self.page_items))
+        self._tick()
+        return found
+
+    def last_position(self, partition: int) -> int:
+        found = self.inner.last_position(partition)
+        self._tick()
+        return found
 
     def get(self, keys: Sequence[Key], *, consistent: bool = True) -> list[Item | None]:
         found: list[Item | None] = []

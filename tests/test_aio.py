@@ -11,7 +11,7 @@ import gc
 import inspect
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
 
 import pytest
@@ -321,6 +321,7 @@ class Cancelling(Backend):
         self.inner = inner
         self.serialised = inner.serialised
         self.queries_round_once = inner.queries_round_once
+        self.feed_in_items = inner.feed_in_items
         self.at, self.when = at, when
         self.count = 0
         self.cancelled = False
@@ -352,8 +353,21 @@ class Cancelling(Backend):
         *,
         token: str | None = None,
         conflicts: Literal["retry", "raise"] = "retry",
-    ) -> None:
-        self._request(lambda: self.inner.write(writes, token=token, conflicts=conflicts))
+    ) -> Mapping[int, int]:
+        lasts: Mapping[int, int] = self._request(
+            lambda: self.inner.write(writes, token=token, conflicts=conflicts)
+        )
+        return lasts
+
+    def positioned(self, partition: int, after: int, *, limit: int) -> list[Item]:
+        found: list[Item] = self._request(
+            lambda: self.inner.positioned(partition, after, limit=limit)
+        )
+        return found
+
+    def last_position(self, partition: int) -> int:
+        found: int = self._request(lambda: self.inner.last_position(partition))
+        return found
 
     def get(self, keys: Sequence[Key], *, consistent: bool = True) -> list[Item | None]:
         found: list[Item | None] = self._request(

@@ -13,7 +13,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Literal
 
 import pytest
@@ -416,12 +416,12 @@ class _FailingSecond(Backend):
         *,
         token: str | None = None,
         conflicts: Literal["retry", "raise"] = "retry",
-    ) -> None:
+    ) -> Mapping[int, int]:
         if any(w.key[0].startswith("_index") for w in writes):
             self.index_writes += 1
             if self.index_writes == 2:
                 raise eventstore.BackendUnavailable("injected: the second index write fails")
-        self.inner.write(writes, token=token, conflicts=conflicts)
+        return self.inner.write(writes, token=token, conflicts=conflicts)
 
     def get(self, keys: Sequence[Key], *, consistent: bool = True) -> list[Item | None]:
         return self.inner.get(keys, consistent=consistent)
@@ -771,11 +771,11 @@ def test_two_erasures_rewriting_one_chunk(indexed: EventStore) -> None:
     assert len(indexed.backend.query(rec.entry_block(0, 1)).items) == 1  # one chunk names all
 
     class RacingWrites(Interleaving):
-        def write(self, writes: Sequence[Write], **kwargs: Any) -> None:
+        def write(self, writes: Sequence[Write], **kwargs: Any) -> Mapping[int, int]:
             if not self.fired and any(rec.CHUNK in getattr(w, "item", {}) for w in writes):
                 self.fired = True
                 indexed.erase(Order, "b")  # the other erasure lands first
-            self.inner.write(writes, **kwargs)
+            return self.inner.write(writes, **kwargs)
 
     racing = EventStore(RacingWrites(indexed.backend, after=0, action=lambda: None))
     report = racing.erase(Order, "a")
