@@ -180,7 +180,7 @@ def measure(workload: Workload, folder: str, feed: bool) -> dict[str, float]:
     setup = SQLiteBackend(os.path.join(folder, f"{tag}-raw.db"))
     # The items before the updates, as the replay found them.
     for sql, values, many in logged.log[: logged.marks[first_update]]:
-        if not sql.startswith(("BEGIN", "COMMIT", "ROLLBACK", "SELECT", "PRAGMA")):
+        if not sql.startswith(("BEGIN", "COMMIT", "ROLLBACK", "SELECT", "PRAGMA", "CREATE")):
             (raw.executemany if many else raw.execute)(sql, values)
     setup.close()
 

@@ -121,7 +121,7 @@ def _total(lines: list[Line]) -> Decimal:
     return sum((ln.unit_price * ln.qty - ln.discount for ln in lines), Decimal("0.00"))
 
 
-def make_order(rng: random.Random, i: int) -> BenchOrder:
+def make_order(rng: random.Random, i: int, lines: tuple[int, int] = (10, 15)) -> BenchOrder:
     t0 = datetime(2025, 3, 1, tzinfo=timezone.utc) + timedelta(minutes=i)
     lines = [
         Line(
@@ -132,7 +132,7 @@ def make_order(rng: random.Random, i: int) -> BenchOrder:
             discount=Decimal(rng.choice([0, 0, 50, 100, 250])) / 100,
             tax_rate=rng.choice(["0.20", "0.055", "0.10"]),
         )
-        for _ in range(rng.randint(10, 15))
+        for _ in range(rng.randint(*lines))
     ]
     address = Address(
         name=f"Customer {i}",

@@ -140,6 +140,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="then index the retained versions the index lacks (their stream records expired "
         "before anything indexed them); reads every head and the whole index",
     )
+    upgrade = commands.add_parser(
+        "upgrade",
+        help="convert a SQLite file written by an older eventstore to the current layout",
+    )
+    upgrade.add_argument("url", help="sqlite:///path.db (converted in place, in one transaction)")
     for name in sorted(plugins):
         commands.add_parser(name, help=f"see {name} --help")
     try:
@@ -147,7 +152,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as e:  # --help, --version, or a usage error (2), already printed
         return e.code if isinstance(e.code, int) else 2
     try:
-        if parsed.command in ("feed", "show", "history", "export", "check", "index"):
+        if parsed.command in ("feed", "show", "history", "export", "check", "index", "upgrade"):
             _must_exist(parsed.url)
         if parsed.command == "create-table":
             return _create_table(parsed)
@@ -165,6 +170,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _export(parsed)
         elif parsed.command == "import":
             return _import(parsed)
+        elif parsed.command == "upgrade":
+            return _upgrade(parsed)
     except BrokenPipeError:
         # The reader went away (`eventstore feed URL | head -1`): stop quietly, as Unix tools do.
         import os
@@ -195,6 +202,31 @@ def _must_exist(url: str) -> None:
         path = url[len("sqlite:///") :].split("?", 1)[0]
         if path and path != ":memory:" and not os.path.exists(path):
             raise InvalidInput(f"{url}: the database {path!r} does not exist")
+
+
+def _upgrade(parsed: argparse.Namespace) -> int:
+    from eventstore.sqlite_upgrade import UpgradeReport, upgrade
+
+    url: str = parsed.url
+    path = url[len("sqlite:///") :].split("?", 1)[0] if url.startswith("sqlite:///") else ""
+    if not path or path == ":memory:":
+        raise InvalidInput(f"{url}: only SQLite files have layouts to upgrade (sqlite:///path.db)")
+    line = ProgressLine(sys.stderr)
+
+    def show(report: UpgradeReport) -> None:
+        line.show(f"  {report.positions:,} feed positions carried over, {duration(report.seconds)}")
+
+    with line:
+        report = upgrade(path, progress=show)
+    if not report.changed:
+        print(f"{path}: already in the current layout, nothing to do")
+        return 0
+    print(
+        f"{path}: layout {report.found} -> current in {duration(report.seconds)}: "
+        f"{report.moved:,} positions moved onto their versions, {report.erased:,} kept for "
+        f"erased streams, {report.trimmed:,} of versions trimmed since"
+    )
+    return 0
 
 
 def _create_table(parsed: argparse.Namespace) -> int:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import io
 import threading
-from typing import TypeVar
+from typing import Generic, TypeVar
 
 import zstandard
 
@@ -62,29 +62,34 @@ def encode(data: bytes, *, threshold: int = DEFAULT_THRESHOLD) -> bytes:
 
 
 class _Dictionaries:
-    """zstd contexts built on the last few keyframes, per thread. Building a context costs
-    several times what a delta itself does (about 9 of 14 µs for a 2 KB state), and a stream's
-    consecutive appends and reads use the same keyframe. A compression context takes about
-    140 KB, a decompression one about 31 KB: at most 8 and 64 of them, about 3 MB a thread."""
+    """zstd contexts built on recent keyframes, per thread. Building one costs several times
+    what a delta itself does (measured on a 2.6 KB keyframe: 22 µs to build and compress against
+    4 µs warm; 15 µs to build and decompress against 0.7 µs), and an application's appends and
+    reads go to many streams, each with its own keyframes. So each kind gets a memory budget
+    rather than a count: a compression context takes about 140 KB plus 23 times its keyframe
+    (measured RSS: 143 KB on a 2.6 KB keyframe, 850 KB on a 31 KB one), a decompression context
+    about 28 KB plus twice its keyframe. With the default budgets of 8 MB each, a thread keeps
+    about 40 compression and 240 decompression contexts of 2 KB documents (8 and 130 of 32 KB
+    ones), at most 16 MB; the least recently used go first."""
 
-    compressors = 8
-    decompressors = 64
+    compress_budget = 8 * 1024 * 1024
+    decompress_budget = 8 * 1024 * 1024
 
     def __init__(self) -> None:
-        self._compressors: dict[bytes, zstandard.ZstdCompressor] = {}
-        self._decompressors: dict[bytes, zstandard.ZstdDecompressor] = {}
+        self._compressors = _Budgeted[zstandard.ZstdCompressor](self.compress_budget)
+        self._decompressors = _Budgeted[zstandard.ZstdDecompressor](self.decompress_budget)
 
     def compressor(self, base: bytes) -> zstandard.ZstdCompressor:
-        found = self._compressors.pop(base, None)
+        found = self._compressors.take(base)
         if found is None:
             found = zstandard.ZstdCompressor(level=_DELTA_LEVEL, dict_data=_dictionary(base))
-        return _remember(self._compressors, base, found, self.compressors)
+        return self._compressors.keep(base, found, 140 * 1024 + 23 * len(base))
 
     def decompressor(self, base: bytes) -> zstandard.ZstdDecompressor:
-        found = self._decompressors.pop(base, None)
+        found = self._decompressors.take(base)
         if found is None:
             found = zstandard.ZstdDecompressor(dict_data=_dictionary(base))
-        return _remember(self._decompressors, base, found, self.decompressors)
+        return self._decompressors.keep(base, found, 28 * 1024 + 2 * len(base))
 
 
 def _dictionary(base: bytes) -> zstandard.ZstdCompressionDict:
@@ -94,12 +99,31 @@ def _dictionary(base: bytes) -> zstandard.ZstdCompressionDict:
 _T = TypeVar("_T")
 
 
-def _remember(cache: dict[bytes, _T], base: bytes, value: _T, size: int) -> _T:
-    """Put ``value`` last (most recently used), dropping the least recently used if full."""
-    if len(cache) >= size:
-        del cache[next(iter(cache))]
-    cache[base] = value
-    return value
+class _Budgeted(Generic[_T]):
+    """Values by keyframe, most recently used last, within ``budget`` bytes of estimated cost."""
+
+    def __init__(self, budget: int) -> None:
+        self.budget = budget
+        self.used = 0
+        self._values: dict[bytes, tuple[_T, int]] = {}
+
+    def take(self, base: bytes) -> _T | None:
+        found = self._values.pop(base, None)
+        if found is None:
+            return None
+        self.used -= found[1]
+        return found[0]
+
+    def keep(self, base: bytes, value: _T, cost: int) -> _T:
+        while self._values and self.used + cost > self.budget:
+            _, dropped = self._values.pop(next(iter(self._values)))
+            self.used -= dropped
+        self._values[base] = (value, cost)
+        self.used += cost
+        return value
+
+    def __len__(self) -> int:
+        return len(self._values)
 
 
 def _dictionaries() -> _Dictionaries:

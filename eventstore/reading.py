@@ -496,9 +496,16 @@ class Reader:
         gives the versions themselves. Its writes are serialised and atomic, so a position
         missing below one it returns is never filled later: a version trimmed since (which
         stream it was is not known any more)."""
+        # Up to the last position given out when the read starts, as the entries' last page
+        # bounds that read: a runner that writes into the store does not chase its own writes.
+        end = self.backend.last_position(partition)
         position = after
-        while True:
-            items = self.backend.positioned(partition, position, limit=page_size)
+        while position < end:
+            items = [
+                item
+                for item in self.backend.positioned(partition, position, limit=page_size)
+                if records.number(item, records.POSITION) <= end
+            ]
             if not items:
                 return
             entries: list[tuple[int, str, int]] = []

@@ -68,7 +68,7 @@ _COLUMNS = [*_INDEX_COLUMNS, _FEED_PARTITION, _POSITION]
 _ROW = 3 + len(_INDEX_COLUMNS)  # where the feed columns start in a row
 # An upsert rather than INSERT OR REPLACE, which would delete the row and every index entry first.
 # Updates of existing items go through _in_place instead, which assigns changed columns only.
-_REPLACE = (
+UPSERT = (
     f"INSERT INTO items (pk, sk, body, {', '.join(_COLUMNS)}) "
     f"VALUES ({', '.join('?' * (3 + len(_COLUMNS)))}) "
     f"ON CONFLICT (pk, sk) DO UPDATE SET body = excluded.body, "
@@ -310,7 +310,7 @@ class SQLiteBackend(Backend):
         check_batch(writes, token)
         # Rows of puts are built (and their sizes checked) before taking the write lock.
         rows: list[tuple[Any, ...] | None] = [
-            _row(w.item) if isinstance(w, Put) else None for w in writes
+            row_of(w.item) if isinstance(w, Put) else None for w in writes
         ]
         positioned = _positioned(writes)
         lasts: dict[int, int] = {}
@@ -339,9 +339,9 @@ class SQLiteBackend(Backend):
                     elif isinstance(w, Update) and not failures:
                         item = _updated(w, current)
                         if current is None:
-                            rows[position] = _row(item)
+                            rows[position] = row_of(item)
                         else:
-                            in_place.append(_in_place(_row(item), item, current))
+                            in_place.append(_in_place(row_of(item), item, current))
                 if failures:
                     first = min(failures)
                     raise ConditionFailed(first, failures[first], failures)
@@ -351,7 +351,7 @@ class SQLiteBackend(Backend):
                 # Keys are distinct, so the order of deletes and replaces does not matter.
                 for sql, values in in_place:
                     connection.execute(sql, values)
-                connection.executemany(_REPLACE, [row for row in rows if row is not None])
+                connection.executemany(UPSERT, [row for row in rows if row is not None])
                 connection.execute("COMMIT")
             except BaseException:
                 connection.execute("ROLLBACK")
@@ -576,7 +576,7 @@ def _updated(w: Update, current: Item | None) -> Item:
     return item
 
 
-def _row(item: Item) -> tuple[Any, ...]:
+def row_of(item: Item) -> tuple[Any, ...]:
     """The SQL row of an item; :class:`ItemTooLarge` if it passes DynamoDB's limit. A feed
     partition and position (both ints) go in their columns, not in the body."""
     values = _column_values(item)
