@@ -12,6 +12,7 @@ from typing import Any, Final, Generic, TypeVar
 from pydantic import ValidationError
 from pydantic_core import PydanticSerializationError
 
+from eventstore import roundtrip
 from eventstore.errors import InvalidInput, InvalidState, WrongType
 from eventstore.ids import new_resource_id
 from eventstore.keys import check_resource_id, check_type_name
@@ -151,6 +152,9 @@ def serialize(state: R, max_size: int) -> tuple[bytes, R]:
         raise InvalidState(f"{name} holds a NaN or infinite float")
     if len(data) > max_size:
         raise InvalidState(f"state is {len(data)} bytes of JSON, over {max_size}")
+    plain = roundtrip.checker(type(state))
+    if plain is not None and plain(state):
+        return data, state  # made of plain values only: the check below cannot fail
     try:
         clean = type(state).__pydantic_validator__.validate_json(data)
     except ValidationError as e:
