@@ -76,7 +76,7 @@ def checker(cls: type[BaseModel]) -> Check | None:
     except KeyError:
         pass
     try:
-        found = _Compiler(cls.__pydantic_core_schema__).compile_root()
+        found = _Compiler(dict(cls.__pydantic_core_schema__)).compile_root()
     except _NotPlain:
         found = None
     with _LOCK:
