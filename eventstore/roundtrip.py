@@ -61,9 +61,6 @@ _CONFIG_OK = frozenset(
 # Python's int() refuses text of more than 4,300 digits: such ints do not read back.
 _INT_LIMIT = 10**4200
 
-# Schema kinds whose plain values are exactly of one type, nothing more to check.
-_EXACT: dict[str, type] = {"str": str, "bool": bool, "date": date}
-
 _CHECKS: dict[type, Check | None] = {}
 _LOCK = threading.Lock()
 
@@ -95,10 +92,23 @@ def _only(schema: dict[str, Any], *allowed: str) -> None:
 
 
 class _Compiler:
+    """Turns a core schema into Python source: one function per model, each an expression of
+    exact type tests over its fields (generated, as dataclasses generates ``__init__``, because
+    a walk through nested closures cost more than the validation it replaces)."""
+
     def __init__(self, root: dict[str, Any]) -> None:
         self.root = root
         self.definitions: dict[str, dict[str, Any]] = {}
-        self.compiled: dict[str, Check] = {}
+        self.functions: dict[str, str] = {}  # model ref (or id) -> function name
+        self.source: list[str] = []
+        self.namespace: dict[str, Any] = {
+            "_Decimal": Decimal,
+            "_date": date,
+            "_isfinite": math.isfinite,
+            "_datetime_ok": _plain_datetime,
+            "_L": _INT_LIMIT,
+        }
+        self.counter = 0
 
     def compile_root(self) -> Check:
         schema = self.root
@@ -106,94 +116,82 @@ class _Compiler:
             for definition in schema["definitions"]:
                 self.definitions[definition["ref"]] = definition
             schema = schema["schema"]
-        return self.compile(schema)
+        if schema["type"] == "definition-ref":  # a recursive model refers to itself
+            schema = self.definitions.get(schema["schema_ref"], schema)
+        if schema["type"] != "model":
+            raise _NotPlain(schema["type"])
+        name = self._model(schema)
+        exec("\n".join(self.source), self.namespace)
+        check: Check = self.namespace[name]
+        return check
 
-    def compile(self, schema: dict[str, Any]) -> Check:
+    def _name(self, prefix: str) -> str:
+        self.counter += 1
+        return f"{prefix}{self.counter}"
+
+    def expr(self, schema: dict[str, Any], var: str) -> str:
+        """A Python expression that is true when ``var`` holds a plain value of ``schema``."""
         kind = schema["type"]
         if kind == "definition-ref":
             _only(schema, "schema_ref")
-            return self._ref(schema["schema_ref"])
-        ref = schema.get("ref")
-        if ref is not None and ref in self.compiled:
-            return self.compiled[ref]
-        build = getattr(self, "_" + kind.replace("-", "_"), None)
-        if build is None:
-            raise _NotPlain(kind)
-        check: Check = build(schema)
-        if ref is not None:
-            self.compiled[ref] = check
-        return check
+            ref = schema["schema_ref"]
+            if ref not in self.definitions:
+                raise _NotPlain(f"unknown reference {ref}")
+            return self.expr(self.definitions[ref], var)
+        if kind == "str":
+            _only(schema)
+            return f"type({var}) is str"
+        if kind == "bool":
+            _only(schema)
+            return f"type({var}) is bool"
+        if kind == "date":
+            _only(schema)
+            return f"type({var}) is _date"
+        if kind == "int":
+            _only(schema)
+            return f"(type({var}) is int and -_L < {var} < _L)"
+        if kind == "float":
+            _only(schema, "allow_inf_nan")
+            return f"(type({var}) is float and _isfinite({var}))"
+        if kind == "decimal":
+            _only(schema, "allow_inf_nan")
+            return f"(type({var}) is _Decimal and {var}.is_finite())"
+        if kind == "datetime":
+            _only(schema, "microseconds_precision")
+            return f"_datetime_ok({var})"
+        if kind == "nullable":
+            _only(schema, "schema")
+            return f"({var} is None or {self.expr(schema['schema'], var)})"
+        if kind == "default":
+            _only(schema, "schema", "default", "default_factory", "default_factory_takes_data")
+            return self.expr(schema["schema"], var)
+        if kind == "list":
+            _only(schema, "items_schema")
+            if "items_schema" not in schema:
+                raise _NotPlain("list of anything")
+            item = self._name("x")
+            inner = self.expr(schema["items_schema"], item)
+            return f"(type({var}) is list and all({inner} for {item} in {var}))"
+        if kind == "dict":
+            _only(schema, "keys_schema", "values_schema")
+            if schema.get("keys_schema") != {"type": "str"} or "values_schema" not in schema:
+                raise _NotPlain("dict not keyed by str")
+            item = self._name("x")
+            inner = self.expr(schema["values_schema"], item)
+            return (
+                f"(type({var}) is dict and all(type({item}) is str for {item} in {var}) "
+                f"and all({inner} for {item} in {var}.values()))"
+            )
+        if kind == "model":
+            return f"{self._model(schema)}({var})"
+        raise _NotPlain(kind)
 
-    def _ref(self, ref: str) -> Check:
-        if ref in self.compiled:
-            return self.compiled[ref]
-        if ref not in self.definitions:
-            raise _NotPlain(f"unknown reference {ref}")
-        # A recursive model refers to itself: the reference resolves once compiled.
-        cell: list[Check] = []
-        self.compiled[ref] = lambda value: cell[0](value)
-        check = self.compile({k: v for k, v in self.definitions[ref].items() if k != "ref"})
-        cell.append(check)
-        self.compiled[ref] = check
-        return check
-
-    def _str(self, schema: dict[str, Any]) -> Check:
-        _only(schema)
-        return lambda value: type(value) is str
-
-    def _int(self, schema: dict[str, Any]) -> Check:
-        _only(schema)
-        return lambda value: type(value) is int and -_INT_LIMIT < value < _INT_LIMIT
-
-    def _bool(self, schema: dict[str, Any]) -> Check:
-        _only(schema)
-        return lambda value: type(value) is bool
-
-    def _float(self, schema: dict[str, Any]) -> Check:
-        _only(schema, "allow_inf_nan")
-        return lambda value: type(value) is float and math.isfinite(value)
-
-    def _decimal(self, schema: dict[str, Any]) -> Check:
-        _only(schema, "allow_inf_nan")
-        return lambda value: type(value) is Decimal and value.is_finite()
-
-    def _datetime(self, schema: dict[str, Any]) -> Check:
-        _only(schema, "microseconds_precision")
-        return _plain_datetime
-
-    def _date(self, schema: dict[str, Any]) -> Check:
-        _only(schema)
-        return lambda value: type(value) is date
-
-    def _nullable(self, schema: dict[str, Any]) -> Check:
-        _only(schema, "schema")
-        inner = self.compile(schema["schema"])
-        return lambda value: value is None or inner(value)
-
-    def _default(self, schema: dict[str, Any]) -> Check:
-        _only(schema, "schema", "default", "default_factory", "default_factory_takes_data")
-        return self.compile(schema["schema"])
-
-    def _list(self, schema: dict[str, Any]) -> Check:
-        _only(schema, "items_schema")
-        items = self.compile(schema["items_schema"]) if "items_schema" in schema else None
-        if items is None:
-            raise _NotPlain("list of anything")
-        return lambda value: type(value) is list and all(map(items, value))
-
-    def _dict(self, schema: dict[str, Any]) -> Check:
-        _only(schema, "keys_schema", "values_schema")
-        keys = schema.get("keys_schema")
-        if keys is None or keys != {"type": "str"} or "values_schema" not in schema:
-            raise _NotPlain("dict not keyed by str")
-        values = self.compile(schema["values_schema"])
-        return lambda value: (
-            type(value) is dict
-            and all(type(k) is str for k in value)
-            and all(map(values, value.values()))
-        )
-
-    def _model(self, schema: dict[str, Any]) -> Check:
+    def _model(self, schema: dict[str, Any]) -> str:
+        """The name of the function checking a model (made once per model)."""
+        key = schema.get("ref") or str(id(schema))
+        if key in self.functions:
+            return self.functions[key]
+        name = self.functions[key] = self._name("_model")
         _only(schema, "cls", "schema", "custom_init", "root_model", "config")
         cls = schema["cls"]
         if schema.get("custom_init") or schema.get("root_model"):
@@ -211,34 +209,29 @@ class _Compiler:
         _only(fields, "fields", "model_name", "computed_fields")
         if fields.get("computed_fields"):
             raise _NotPlain("computed fields")
-        # Fields whose check is their exact type alone are checked in one pass, without a
-        # call each (most of a document's fields are strings).
-        exact: list[tuple[str, type]] = []
-        checks: list[tuple[str, Check]] = []
-        for name, field in fields["fields"].items():
+        cls_name = self._name("_cls")
+        self.namespace[cls_name] = cls
+        loads: list[str] = []
+        tests: list[str] = []
+        for i, (field_name, field) in enumerate(fields["fields"].items()):
             _only(field, "schema", "validation_alias", "serialization_alias", "frozen")
-            inner = field["schema"]
-            simple = _EXACT.get(inner["type"])
-            if simple is not None and not inner.keys() - _HARMLESS:
-                exact.append((name, simple))
-            else:
-                checks.append((name, self.compile(inner)))
-        count = len(exact) + len(checks)
-
-        def check(value: Any) -> bool:
-            if type(value) is not cls or value.__pydantic_extra__:
-                return False
-            values = value.__dict__
-            if len(values) != count:
-                return False
-            try:
-                return all(type(values[name]) is t for name, t in exact) and all(
-                    each(values[name]) for name, each in checks
-                )
-            except KeyError:
-                return False
-
-        return check
+            loads.append(f"        f{i} = d[{field_name!r}]")
+            tests.append(self.expr(field["schema"], f"f{i}"))
+        self.source += [
+            f"def {name}(v):",
+            f"    if type(v) is not {cls_name} or v.__pydantic_extra__:",
+            "        return False",
+            "    d = v.__dict__",
+            f"    if len(d) != {len(loads)}:",
+            "        return False",
+            "    try:",
+            *loads,
+            "    except KeyError:",
+            "        return False",
+            f"    return bool({' and '.join(tests) or 'True'})",
+            "",
+        ]
+        return name
 
 
 def _plain_datetime(value: Any) -> bool:
