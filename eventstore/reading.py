@@ -539,11 +539,10 @@ class Reader:
             version = records.version_key(pk, number)
             if version not in found:
                 keys.append(version)
-            if decode:
-                base = keyframe_of(number, KEYFRAME_INTERVAL)
-                cached = version in found and not _needs_keyframe(found[version])
-                if not cached and self.cache.get(pk, base) is None:
-                    keys.append(records.keyframe_key(pk, number))
+            # The keyframe is read with its versions, never taken from the cache alone: a stream
+            # erased and made again under the same id has other keyframes under the same keys.
+            if decode and (version not in found or _needs_keyframe(found[version])):
+                keys.append(records.keyframe_key(pk, number))
         unique = list(dict.fromkeys(keys))
         if unique:
             found.update(zip(unique, self.backend.get(unique), strict=True))

@@ -305,3 +305,31 @@ def test_upgrade_refuses_what_is_not_a_store(tmp_path: Path) -> None:
 
         upgrade(str(other))
     assert cli(["upgrade", "memory://"]) == 2
+
+
+def test_feed_reads_do_not_decode_against_a_keyframe_of_an_erased_stream(path: Path) -> None:
+    """A reader caches stream x's keyframe while reading the feed; x is erased and made again
+    under the same id with other states (same keyframe numbers): the reader's next feed read
+    decodes the new versions against the new keyframe."""
+    writer = eventstore.open(f"sqlite:///{path}")
+    writer.create_table()
+    reader = eventstore.open(f"sqlite:///{path}")
+    for n in range(1, 4):
+        writer.append(
+            Order(customer="old " * 50, total_cents=n),
+            resource_id="x",
+            expected_version=(n - 1) or NO_STREAM,
+        )
+    assert [v.state.total_cents for v in reader.feed()] == [1, 2, 3]
+    writer.erase(Order, "x")
+    after = writer.last_position()
+    for n in range(1, 4):
+        writer.append(
+            Order(customer="new " * 50, status="paid", total_cents=10 * n),
+            resource_id="x",
+            expected_version=(n - 1) or NO_STREAM,
+        )
+    again = [(v.state.customer[:4], v.state.total_cents) for v in reader.feed(after=after)]
+    assert again == [("new ", 10), ("new ", 20), ("new ", 30)]
+    writer.close()
+    reader.close()
