@@ -23,6 +23,7 @@ from eventstore.backends.base import (
     ConditionFailed,
     Delete,
     Item,
+    NextPosition,
     Put,
     SortCondition,
     Update,
@@ -416,3 +417,34 @@ def test_update_growing_an_item_past_the_limit_is_item_too_large(backend: Backen
         with pytest.raises(ItemTooLarge):
             backend.write(batch)
     assert backend.get([("p", "t")]) == [None]
+
+
+def test_puts_with_feed_positions(backend: Backend) -> None:
+    """Backends that keep the feed in their items number positioned puts in the write, one past
+    the partition's last; the others refuse such a put and write nothing."""
+    first = Put(item("s", "v1", x=1), position=NextPosition(0, 1))
+    second = Put(item("s", "v2", x=2), position=NextPosition(0, 2))
+    plain = Put(item("s", "h", x=0))
+    if not backend.feed_in_items:
+        with pytest.raises(InvalidInput):
+            backend.write([plain, first])
+        assert get1(backend, "s", "h") is None
+        with pytest.raises(InvalidInput):
+            backend.positioned(0, 0, limit=10)
+        return
+    assert backend.write([plain, first, second]) == {0: 0}
+    assert backend.write([Put(item("t", "v1"), position=NextPosition(0, 1))]) == {0: 2}
+    found = backend.positioned(0, 0, limit=10)
+    assert [(i["pk"], i["sk"], i["p"], i["fp"]) for i in found] == [
+        ("s", "v1", 1, 0),
+        ("s", "v2", 2, 0),
+        ("t", "v1", 3, 0),
+    ]
+    assert backend.positioned(0, 1, limit=1)[0]["sk"] == "v2"
+    assert backend.last_position(0) == 3 and backend.last_position(1) == 0
+    # A write that fails its condition gives no positions.
+    with pytest.raises(ConditionFailed):
+        backend.write(
+            [Put(item("u", "v1"), position=NextPosition(0, 1)), Put(plain.item, Condition(False))]
+        )
+    assert backend.last_position(0) == 3 and get1(backend, "u", "v1") is None
