@@ -43,6 +43,7 @@ BENCHES = [
     Bench("eventsourcing_recorders", ("bench/eventsourcing_recorders.py",), True),
     Bench("sqlite_appends_full", ("bench/sqlite_appends.py",), False),
     Bench("sqlite_appends_normal", ("bench/sqlite_appends.py", "--synchronous", "normal"), False),
+    Bench("sqlite_many", ("bench/sqlite_many.py",), False),
     Bench("append_costs", ("bench/append_costs.py",), False),
     Bench("rebuild", ("bench/rebuild.py",), True),
     Bench("async_appends", ("bench/async_appends.py",), True),
