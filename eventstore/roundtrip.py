@@ -61,6 +61,18 @@ _CONFIG_OK = frozenset(
 # Python's int() refuses text of more than 4,300 digits: such ints do not read back.
 _INT_LIMIT = 10**4200
 
+# Kinds of values checked by their exact type (and finiteness, size or offset): the keys their
+# schema may hold, and the test of a value ``v``.
+_LEAVES: dict[str, tuple[tuple[str, ...], str]] = {
+    "str": ((), "type({v}) is str"),
+    "bool": ((), "type({v}) is bool"),
+    "date": ((), "type({v}) is _date"),
+    "int": ((), "(type({v}) is int and -_L < {v} < _L)"),
+    "float": (("allow_inf_nan",), "(type({v}) is float and _isfinite({v}))"),
+    "decimal": (("allow_inf_nan",), "(type({v}) is _Decimal and {v}.is_finite())"),
+    "datetime": (("microseconds_precision",), "_datetime_ok({v})"),
+}
+
 _CHECKS: dict[type, Check | None] = {}
 _LOCK = threading.Lock()
 
@@ -138,27 +150,11 @@ class _Compiler:
             if ref not in self.definitions:
                 raise _NotPlain(f"unknown reference {ref}")
             return self.expr(self.definitions[ref], var)
-        if kind == "str":
-            _only(schema)
-            return f"type({var}) is str"
-        if kind == "bool":
-            _only(schema)
-            return f"type({var}) is bool"
-        if kind == "date":
-            _only(schema)
-            return f"type({var}) is _date"
-        if kind == "int":
-            _only(schema)
-            return f"(type({var}) is int and -_L < {var} < _L)"
-        if kind == "float":
-            _only(schema, "allow_inf_nan")
-            return f"(type({var}) is float and _isfinite({var}))"
-        if kind == "decimal":
-            _only(schema, "allow_inf_nan")
-            return f"(type({var}) is _Decimal and {var}.is_finite())"
-        if kind == "datetime":
-            _only(schema, "microseconds_precision")
-            return f"_datetime_ok({var})"
+        leaf = _LEAVES.get(kind)
+        if leaf is not None:
+            allowed, template = leaf
+            _only(schema, *allowed)
+            return template.format(v=var)
         if kind == "nullable":
             _only(schema, "schema")
             return f"({var} is None or {self.expr(schema['schema'], var)})"
