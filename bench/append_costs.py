@@ -11,8 +11,8 @@ Each part is timed on its own, over the same appends in the same order:
 
 1. the whole ``store.append`` (CPU time of the process);
 2. the serialisation alone (pydantic's ``to_json``), and ``inputs.serialize``, which adds the
-   exactness check (the JSON validated back and compared with the state): the check is the
-   difference;
+   exactness check (for states of plain values a proof by type, eventstore.roundtrip; else the
+   JSON validated back and compared with the state): the check is the difference;
 3. the zstd delta of each state against its group's keyframe, with the per-thread context cache
    as cold or warm as the round-robin makes it;
 4. the backend's ``write`` of each commit: the store's write batches are recorded while it runs,
@@ -53,7 +53,7 @@ from eventstore.backends.sqlite import SQLiteBackend
 from eventstore.inputs import serialize
 from eventstore.keys import keyframe_of
 
-TARGET = 1.1  # issue 14: appends at least 1.1 times eventsourcing's rate
+TARGET = 1.0  # issue 26: appends at least as fast as eventsourcing
 
 
 class Recording(SQLiteBackend):
@@ -255,7 +255,10 @@ def markdown(report: dict[str, Any]) -> str:
     feed, nofeed, es = report["feed"], report["nofeed"], report["eventsourcing"]
     rows = [
         ("serialisation (pydantic `to_json`)", "to_json"),
-        ("exactness check (validate the JSON back, compare)", "exactness"),
+        (
+            "exactness check (plain states: types proven; others: validate back, compare)",
+            "exactness",
+        ),
         ("zstd delta against the keyframe", "delta"),
         ("`SQLiteBackend.write`: SQL statements", "sql"),
         ("`SQLiteBackend.write`: its Python (rows, conditions)", None),
@@ -289,7 +292,7 @@ def markdown(report: dict[str, Any]) -> str:
         return part["delta"] + part["backend_write"] - part["sql"] + part["rest"]
 
     out.append(
-        f"eventsourcing's whole append in the same run: **{es:.0f} µs**. Issue 14's target "
+        f"eventsourcing's whole append in the same run: **{es:.0f} µs**. Issue 26's target "
         f"(at least {TARGET} times its rate) leaves **{budget:.0f} µs** per append. "
         f"Serialisation, the exactness check and the SQL statements take {fixed(feed):.0f} µs "
         f"of it on a table with a feed ({fixed(nofeed):.0f} µs without); the delta and the "
