@@ -111,7 +111,7 @@ class StoreMachine(RuleBasedStateMachine):
         self.model: dict[tuple[str, str], Stream] = {}
         self.dirty: set[tuple[str, str]] = set()
         # The commit log: (stream, version) by feed position, as the feed must give it back.
-        self.log: list[tuple[tuple[str, str], int]] = []
+        self.log: list[tuple[tuple[str, str] | None, int]] = []  # None: erased since
 
     def teardown(self) -> None:
         conftest.drop(self.store)
@@ -339,12 +339,27 @@ class StoreMachine(RuleBasedStateMachine):
         want = [
             (position, key, number)
             for position, (key, number) in enumerate(self.log, start=1)
-            if position > after and number >= self.model[key].lo
+            if position > after and key is not None and number >= self.model[key].lo
         ][:limit]
         got = list(self.other.feed(after=after, limit=limit))
         assert [(v.position, (_kind(v), v.resource_id), v.version) for v in got] == want
         assert [v.state for v in got] == [self.model[k].states[n - 1] for _, k, n in want]
         assert self.store.last_position() == len(self.log)
+
+    @rule(key=streams, text=TEXTS, use_other=st.booleans())
+    def erase_and_start_again(self, key: tuple[str, str], text: str, use_other: bool) -> None:
+        """Erased: the stream's versions leave the feed, their positions stay taken; the same id
+        starts again at version 1 (another writer's cached keyframes are not this stream's)."""
+        stream = self.model.pop(key)
+        before = self.store.last_position()
+        self._writer(use_other).erase(stream.cls, key[1])
+        assert self.store.last_position() == before
+        self.log = [(None, 0) if k == key else (k, n) for k, n in self.log]
+        state = self._state(stream.cls, text)
+        v = self._writer(not use_other).append(
+            state, resource_id=key[1], expected_version=NO_STREAM
+        )
+        self._record(key, state, v)
 
     @precondition(lambda self: len(self.model) > 0)
     @rule(kind=st.sampled_from(sorted(TYPES)))
