@@ -152,9 +152,11 @@ def serialize(state: R, max_size: int) -> tuple[bytes, R]:
         raise InvalidState(f"{name} holds a NaN or infinite float")
     if len(data) > max_size:
         raise InvalidState(f"state is {len(data)} bytes of JSON, over {max_size}")
-    plain = roundtrip.checker(type(state))
-    if plain is not None and plain(state):
-        return data, state  # made of plain values only: the check below cannot fail
+    plain = roundtrip.plain(type(state))
+    if plain is not None and plain.check(state):
+        # Made of plain values only: the check below cannot fail, and the copy is what it
+        # would return (the caller keeps its own object).
+        return data, plain.copy(state)
     try:
         clean = type(state).__pydantic_validator__.validate_json(data)
     except ValidationError as e:

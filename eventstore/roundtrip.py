@@ -26,6 +26,7 @@ from __future__ import annotations
 import math
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -73,23 +74,34 @@ _LEAVES: dict[str, tuple[tuple[str, ...], str]] = {
     "datetime": (("microseconds_precision",), "_datetime_ok({v})"),
 }
 
-_CHECKS: dict[type, Check | None] = {}
+@dataclass(frozen=True)
+class Plain:
+    """What is known of a class whose states can be shown plain: ``check(state)`` tells whether
+    a state is (its JSON reads back as an equal state of the same types), and ``copy(state)``
+    makes, for a plain state, what reading it back would give: new models, lists and dicts
+    (every field set), the immutable values shared."""
+
+    check: Check
+    copy: Callable[[Any], Any]
+
+
+_PLAIN: dict[type, Plain | None] = {}
 _LOCK = threading.Lock()
 
 
-def checker(cls: type[BaseModel]) -> Check | None:
-    """A function telling whether a state of ``cls`` is plain (its JSON reads back exactly), or
-    ``None`` if no state of ``cls`` can be shown plain this way. Built once per class."""
+def plain(cls: type[BaseModel]) -> Plain | None:
+    """The :class:`Plain` of ``cls``, or ``None`` if no state of ``cls`` can be shown plain this
+    way. Built once per class."""
     try:
-        return _CHECKS[cls]
+        return _PLAIN[cls]
     except KeyError:
         pass
     try:
-        found = _Compiler(dict(cls.__pydantic_core_schema__)).compile_root()
+        found: Plain | None = _Compiler(dict(cls.__pydantic_core_schema__)).compile_root()
     except _NotPlain:
         found = None
     with _LOCK:
-        _CHECKS[cls] = found
+        _PLAIN[cls] = found
     return found
 
 
@@ -119,10 +131,12 @@ class _Compiler:
             "_isfinite": math.isfinite,
             "_datetime_ok": _plain_datetime,
             "_L": _INT_LIMIT,
+            "_new": object.__new__,
+            "_set": object.__setattr__,
         }
         self.counter = 0
 
-    def compile_root(self) -> Check:
+    def compile_root(self) -> Plain:
         schema = self.root
         if schema["type"] == "definitions":
             for definition in schema["definitions"]:
@@ -134,8 +148,7 @@ class _Compiler:
             raise _NotPlain(schema["type"])
         name = self._model(schema)
         exec("\n".join(self.source), self.namespace)
-        check: Check = self.namespace[name]
-        return check
+        return Plain(self.namespace[name], self.namespace[name.replace("_model", "_copy")])
 
     def _name(self, prefix: str) -> str:
         self.counter += 1
@@ -182,6 +195,33 @@ class _Compiler:
             return f"{self._model(schema)}({var})"
         raise _NotPlain(kind)
 
+    def copy(self, schema: dict[str, Any], var: str) -> str:
+        """A Python expression making, from a plain value ``var`` of ``schema``, the value
+        reading its JSON back gives (``var`` itself where the value is immutable)."""
+        kind = schema["type"]
+        if kind == "definition-ref":
+            return self.copy(self.definitions[schema["schema_ref"]], var)
+        if kind in _LEAVES:
+            return var
+        if kind == "nullable":
+            inner = self.copy(schema["schema"], var)
+            return var if inner == var else f"(None if {var} is None else {inner})"
+        if kind == "default":
+            return self.copy(schema["schema"], var)
+        if kind == "list":
+            item = self._name("y")
+            inner = self.copy(schema["items_schema"], item)
+            return f"list({var})" if inner == item else f"[{inner} for {item} in {var}]"
+        if kind == "dict":
+            item = self._name("y")
+            inner = self.copy(schema["values_schema"], item)
+            if inner == item:
+                return f"dict({var})"
+            return f"{{k: {inner} for k, {item} in {var}.items()}}"
+        if kind == "model":
+            return f"{self._model(schema).replace('_model', '_copy')}({var})"
+        raise _NotPlain(kind)
+
     def _model(self, schema: dict[str, Any]) -> str:
         """The name of the function checking a model (made once per model)."""
         key = schema.get("ref") or str(id(schema))
@@ -209,10 +249,26 @@ class _Compiler:
         self.namespace[cls_name] = cls
         loads: list[str] = []
         tests: list[str] = []
+        copies: list[str] = []
         for i, (field_name, field) in enumerate(fields["fields"].items()):
             _only(field, "schema", "validation_alias", "serialization_alias", "frozen")
             loads.append(f"        f{i} = d[{field_name!r}]")
             tests.append(self.expr(field["schema"], f"f{i}"))
+            copies.append(f"{field_name!r}: {self.copy(field['schema'], f'd[{field_name!r}]')}")
+        names = self._name("_fields")
+        self.namespace[names] = frozenset(fields["fields"])
+        # As model_construct makes an instance; every field counts as set, as after validation.
+        self.source += [
+            f"def {name.replace('_model', '_copy')}(v):",
+            "    d = v.__dict__",
+            f"    n = _new({cls_name})",
+            f"    _set(n, '__dict__', {{{', '.join(copies)}}})",
+            f"    _set(n, '__pydantic_fields_set__', set({names}))",
+            "    _set(n, '__pydantic_extra__', None)",
+            "    _set(n, '__pydantic_private__', None)",
+            "    return n",
+            "",
+        ]
         self.source += [
             f"def {name}(v):",
             f"    if type(v) is not {cls_name} or v.__pydantic_extra__:",
