@@ -74,6 +74,7 @@ _LEAVES: dict[str, tuple[tuple[str, ...], str]] = {
     "datetime": (("microseconds_precision",), "_datetime_ok({v})"),
 }
 
+
 @dataclass(frozen=True)
 class Plain:
     """What is known of a class whose states can be shown plain: ``check(state)`` tells whether
