@@ -198,17 +198,19 @@ def _must_exist(url: str) -> None:
     and report success (a pre-deploy check passing on a typo): refuse it."""
     import os
 
-    if url.startswith("sqlite:///"):
-        path = url[len("sqlite:///") :].split("?", 1)[0]
-        if path and path != ":memory:" and not os.path.exists(path):
-            raise InvalidInput(f"{url}: the database {path!r} does not exist")
+    from eventstore.urls import sqlite_path
+
+    path = sqlite_path(url)
+    if path and path != ":memory:" and not os.path.exists(path):
+        raise InvalidInput(f"{url}: the database {path!r} does not exist")
 
 
 def _upgrade(parsed: argparse.Namespace) -> int:
     from eventstore.sqlite_upgrade import UpgradeReport, upgrade
+    from eventstore.urls import sqlite_path
 
     url: str = parsed.url
-    path = url[len("sqlite:///") :].split("?", 1)[0] if url.startswith("sqlite:///") else ""
+    path = sqlite_path(url)
     if not path or path == ":memory:":
         raise InvalidInput(f"{url}: only SQLite files have layouts to upgrade (sqlite:///path.db)")
     line = ProgressLine(sys.stderr)

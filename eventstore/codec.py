@@ -122,9 +122,6 @@ class _Budgeted(Generic[_T]):
         self.used += cost
         return value
 
-    def __len__(self) -> int:
-        return len(self._values)
-
 
 def _dictionaries() -> _Dictionaries:
     found: _Dictionaries | None = getattr(_local, "dictionaries", None)

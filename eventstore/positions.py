@@ -198,24 +198,23 @@ class FeedClock:
             known = self._last.get(partition)
         if known is not None and not read:
             return known
-        if self.backend.feed_in_items:
-            position = self.backend.last_position(partition)
-        else:
-            item = self.backend.get([records.counter_key(partition)])[0]
-            position = 0 if item is None else records.number(item, records.POSITION)
+        (position,) = self._read([partition])
         self.learn(partition, position)
         return position
 
     def refresh(self, partitions: Iterable[int]) -> None:
         """Read the counters of ``partitions`` again, in one request (they moved)."""
         wanted = list(partitions)
+        for partition, position in zip(wanted, self._read(wanted), strict=True):
+            self.learn(partition, position)
+
+    def _read(self, partitions: list[int]) -> list[int]:
+        """The last positions of ``partitions`` as the table holds them: their counters in one
+        request, or, where the backend keeps the feed in the items, a query each."""
         if self.backend.feed_in_items:
-            for partition in wanted:
-                self.learn(partition, self.backend.last_position(partition))
-            return
-        found = self.backend.get([records.counter_key(p) for p in wanted])
-        for partition, item in zip(wanted, found, strict=True):
-            self.learn(partition, 0 if item is None else records.number(item, records.POSITION))
+            return [self.backend.last_position(partition) for partition in partitions]
+        items = self.backend.get([records.counter_key(p) for p in partitions])
+        return [0 if item is None else records.number(item, records.POSITION) for item in items]
 
     def learn(self, partition: int, position: int) -> None:
         with self._lock:

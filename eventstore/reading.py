@@ -512,16 +512,15 @@ class Reader:
             found: dict[tuple[str, str], Item | None] = {}
             for item in items:
                 entry = records.positioned_entry(item)
-                entries += [(gap, _GAP, 0) for gap in range(position + 1, entry[0])]
+                if types is None:
+                    # Of unknown type: not counted among asked-for types' trimmed versions.
+                    entries += [(gap, _GAP, 0) for gap in range(position + 1, entry[0])]
                 position = entry[0]
                 if entry[1] and (types is None or split_pk(entry[1])[0] in types):
                     entries.append(entry)
                     found[records.version_key(entry[1], entry[2])] = item
                 elif not entry[1] and not decode:
                     entries.append(entry)  # an erased stream's position: listed, not decoded
-            if types is not None:
-                # Of unknown type: not counted among the asked-for types' trimmed versions.
-                entries = [e for e in entries if e[1] != _GAP]
             yield self._feed_page(entries, position, decode, found)
 
     def _feed_page(

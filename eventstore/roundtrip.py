@@ -149,7 +149,7 @@ class _Compiler:
             raise _NotPlain(schema["type"])
         name = self._model(schema)
         exec("\n".join(self.source), self.namespace)
-        return Plain(self.namespace[name], self.namespace[name.replace("_model", "_copy")])
+        return Plain(self.namespace[name], self.namespace[_copy_of(name)])
 
     def _name(self, prefix: str) -> str:
         self.counter += 1
@@ -220,7 +220,7 @@ class _Compiler:
                 return f"dict({var})"
             return f"{{k: {inner} for k, {item} in {var}.items()}}"
         if kind == "model":
-            return f"{self._model(schema).replace('_model', '_copy')}({var})"
+            return f"{_copy_of(self._model(schema))}({var})"
         raise _NotPlain(kind)
 
     def _model(self, schema: dict[str, Any]) -> str:
@@ -260,7 +260,7 @@ class _Compiler:
         self.namespace[names] = frozenset(fields["fields"])
         # As model_construct makes an instance; every field counts as set, as after validation.
         self.source += [
-            f"def {name.replace('_model', '_copy')}(v):",
+            f"def {_copy_of(name)}(v):",
             "    d = v.__dict__",
             f"    n = _new({cls_name})",
             f"    _set(n, '__dict__', {{{', '.join(copies)}}})",
@@ -285,6 +285,11 @@ class _Compiler:
             "",
         ]
         return name
+
+
+def _copy_of(check: str) -> str:
+    """The name of the generated copier of the model whose checker is named ``check``."""
+    return check.replace("_model", "_copy")
 
 
 def _plain_datetime(value: Any) -> bool:

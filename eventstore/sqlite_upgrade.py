@@ -17,9 +17,10 @@ from eventstore import records
 from eventstore.backends.base import Item
 from eventstore.backends.sqlite import (
     LAYOUT,
+    SELECT_ITEMS,
     UPSERT,
     create_indexes,
-    decode_item,
+    item_of,
     row_of,
     translate_errors,
 )
@@ -94,13 +95,12 @@ def _convert(
     connection.execute(f"ALTER TABLE items ADD COLUMN {p} INTEGER")
     create_indexes(connection)
     # Counter and entry items: every partition key from "_feed#" up to "_feed$" ('$' follows '#').
-    feed = connection.execute(
-        "SELECT pk, sk, body FROM items WHERE pk >= '_feed#' AND pk < '_feed$'"
-    ).fetchall()
+    feed = connection.execute(f"{SELECT_ITEMS} WHERE pk >= '_feed#' AND pk < '_feed$'").fetchall()
     counters: dict[int, int] = {}
     highest: dict[int, int] = {}
-    for pk, sk, body in feed:
-        item = _item(pk, sk, body)
+    for row in feed:
+        item = item_of(row)
+        pk, sk = str(item[records.PK]), str(item[records.SK])
         partition = int(pk.split("#")[1])
         if sk == "counter":
             counters[partition] = records.number(item, p)
@@ -135,22 +135,16 @@ def _carry(
         _put(connection, records.erased_marker(partition, position))
         report.erased += 1
         return
-    sk = version_sk(number)
-    row = connection.execute("SELECT body FROM items WHERE pk = ? AND sk = ?", (stream, sk))
-    found = row.fetchone()
+    found = connection.execute(
+        f"{SELECT_ITEMS} WHERE pk = ? AND sk = ?", (stream, version_sk(number))
+    ).fetchone()
     if found is None:
         report.trimmed += 1
         return
-    item = _item(stream, sk, found[0])
+    item = item_of(found)
     item[records.FEED_PARTITION], item[records.POSITION] = partition, position
     _put(connection, item)
     report.moved += 1
-
-
-def _item(pk: str, sk: str, body: bytes) -> Item:
-    item = decode_item(body)
-    item[records.PK], item[records.SK] = pk, sk
-    return item
 
 
 def _put(connection: sqlite3.Connection, item: Item) -> None:

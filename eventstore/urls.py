@@ -14,6 +14,11 @@ from eventstore.store import EventStore
 SCHEMES = ("memory", "sqlite", "dynamodb")
 
 
+def sqlite_path(url: str) -> str:
+    """The file path of a ``sqlite:///PATH[?options]`` URL; ``""`` for any other URL."""
+    return url[len("sqlite:///") :].split("?", 1)[0] if url.startswith("sqlite:///") else ""
+
+
 def backend_from_url(url: str, **options: Any) -> Backend:
     """The backend a URL names:
 
@@ -36,7 +41,7 @@ def backend_from_url(url: str, **options: Any) -> Backend:
     if parts.scheme == "sqlite":
         from eventstore.backends.sqlite import SQLiteBackend
 
-        path = url[len("sqlite:///") :].split("?", 1)[0] if url.startswith("sqlite:///") else ""
+        path = sqlite_path(url)
         if not path:
             raise InvalidInput(f"{url!r}: write sqlite:///relative.db or sqlite:////absolute.db")
         for name in params:

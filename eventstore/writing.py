@@ -495,11 +495,7 @@ class Writer:
                     plan.puts[at] = Put(stored, position=NextPosition(partition, offset))
         for plan in plans:
             writes += plan.puts
-        if inline and self.backend.feed_in_items:
-            if not self.clock.recorded:
-                counters_at[len(writes)] = _CONFIG
-                writes.append(self.clock.config_put((records.INLINE, 1)))
-        elif inline:
+        if inline and not self.backend.feed_in_items:
             # Positions in the order of the commit's appends, consecutive in each partition.
             for s, i in order:
                 plan = by_stream[id(s)]
@@ -516,11 +512,11 @@ class Writer:
             for partition, (previous, last) in partitions.items():
                 counters_at[len(writes)] = partition
                 writes.append(records.counter_update(partition, previous, last))
-            if not self.clock.recorded:
-                # The table's implicit configuration, recorded by its first commit, so that
-                # nobody can give it other partitions once positions exist.
-                counters_at[len(writes)] = _CONFIG
-                writes.append(self.clock.config_put((records.INLINE, 1)))
+        if inline and not self.clock.recorded:
+            # The table's implicit configuration, recorded by its first commit, so that nobody
+            # can give it other partitions once positions exist.
+            counters_at[len(writes)] = _CONFIG
+            writes.append(self.clock.config_put((records.INLINE, 1)))
         heads = len(plans) + extra
         if len(writes) + heads > MAX_WRITE_ACTIONS:
             raise CommitTooLarge("actions", len(writes) + heads, MAX_WRITE_ACTIONS)

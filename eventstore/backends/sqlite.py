@@ -75,7 +75,7 @@ UPSERT = (
     + ", ".join(f"{column} = excluded.{column}" for column in _COLUMNS)
 )
 #: What every read selects: the keys, the body and the feed columns.
-_SELECT = f"SELECT pk, sk, body, {_FEED_PARTITION}, {_POSITION} FROM items"
+SELECT_ITEMS = f"SELECT pk, sk, body, {_FEED_PARTITION}, {_POSITION} FROM items"
 _LAST = (
     f"SELECT {_POSITION} FROM items WHERE {_FEED_PARTITION} = ? AND {_POSITION} IS NOT NULL "
     f"ORDER BY {_POSITION} DESC LIMIT 1"
@@ -367,11 +367,11 @@ class SQLiteBackend(Backend):
             raise InvalidInput("limit must be >= 1")
         with self._use() as connection:
             rows = connection.execute(
-                f"{_SELECT} WHERE {_FEED_PARTITION} = ? AND {_POSITION} > ? "
+                f"{SELECT_ITEMS} WHERE {_FEED_PARTITION} = ? AND {_POSITION} > ? "
                 f"ORDER BY {_POSITION} LIMIT ?",
                 (partition, after, limit),
             ).fetchall()
-        return [_load(row) for row in rows]
+        return [item_of(row) for row in rows]
 
     def last_position(self, partition: int) -> int:
         with self._use() as connection:
@@ -382,7 +382,7 @@ class SQLiteBackend(Backend):
     @staticmethod
     def _get_one(connection: sqlite3.Connection, key: Key) -> Item | None:
         row = connection.execute(_GET_ONE, key).fetchone()
-        return None if row is None else _load(row)
+        return None if row is None else item_of(row)
 
     @classmethod
     def _get_many(cls, connection: sqlite3.Connection, keys: Sequence[Key]) -> list[Item | None]:
@@ -393,10 +393,10 @@ class SQLiteBackend(Backend):
             # OR of key equalities: SQLite looks each one up in the primary key.
             where = " OR ".join("(pk = ? AND sk = ?)" for _ in chunk)
             rows = connection.execute(
-                f"{_SELECT} WHERE {where}", [part for key in chunk for part in key]
+                f"{SELECT_ITEMS} WHERE {where}", [part for key in chunk for part in key]
             )
             for row in rows:
-                found[(row[0], row[1])] = _load(row)
+                found[(row[0], row[1])] = item_of(row)
         return [found.get((str(k[0]), str(k[1]))) for k in keys]
 
     def get(self, keys: Sequence[Key], *, consistent: bool = True) -> list[Item | None]:
@@ -456,7 +456,7 @@ class SQLiteBackend(Backend):
         if start is not None:
             where.append("(pk, sk) > (?, ?)")
             args.extend([start["pk"], start["sk"]])
-        sql = f"{_SELECT} WHERE {' AND '.join(where)} ORDER BY pk, sk"
+        sql = f"{SELECT_ITEMS} WHERE {' AND '.join(where)} ORDER BY pk, sk"
         return self._page(sql, args, limit, ("pk", "sk"))
 
     def _page(
@@ -475,7 +475,7 @@ class SQLiteBackend(Backend):
                     if len(items) >= cap or size >= PAGE_BYTES:
                         last = items[-1]
                         return Page(items, {name: last[name] for name in key_names})
-                    items.append(_load(row))
+                    items.append(item_of(row))
                     # The encoded body is within a few bytes per attribute of the DynamoDB size,
                     # close enough for a page bound.
                     size += len(row[2]) + len(row[0]) + len(row[1])
@@ -514,7 +514,7 @@ def create_indexes(connection: sqlite3.Connection) -> None:
     )
 
 
-_GET_ONE = f"{_SELECT} WHERE pk = ? AND sk = ?"
+_GET_ONE = f"{SELECT_ITEMS} WHERE pk = ? AND sk = ?"
 
 
 def _last(connection: sqlite3.Connection, partition: int) -> int:
@@ -542,7 +542,7 @@ def _positioned(writes: Sequence[Write]) -> dict[int, tuple[int, int]]:
     return asked
 
 
-def _load(row: tuple[Any, ...]) -> Item:
+def item_of(row: tuple[Any, ...]) -> Item:
     """The item of a selected row (pk, sk, body, feed partition, position)."""
     pk, sk, body, partition, position = row
     try:
@@ -650,7 +650,7 @@ def _query_sql(
         where.append(f"({columns}) {'>' if forward else '<'} ({', '.join('?' * len(order))})")
     direction = "ASC" if forward else "DESC"
     sql = (
-        f"{_SELECT} WHERE {' AND '.join(where)} "
+        f"{SELECT_ITEMS} WHERE {' AND '.join(where)} "
         f"ORDER BY {', '.join(f'{c} {direction}' for c in order)}"
     )
     return sql, order
