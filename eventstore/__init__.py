@@ -5,6 +5,7 @@ from importlib import metadata as _metadata
 from eventstore.backends.base import TableOptions
 from eventstore.errors import (
     BackendError,
+    BucketNotFound,
     BackendTimeout,
     BackendUnavailable,
     CommitTooLarge,
@@ -46,6 +47,7 @@ __all__ = [
     "NO_STREAM",
     "Append",
     "BackendError",
+    "BucketNotFound",
     "BackendTimeout",
     "BackendUnavailable",
     "Checkpoint",

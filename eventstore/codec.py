@@ -37,6 +37,8 @@ DEFAULT_MAX_SIZE = 64 * 1024 * 1024
 _FULL_LEVEL = 6
 _DELTA_LEVEL = 3
 _CHUNK = 256 * 1024
+# Keyframes longer than this get delta parameters of their own (_large_delta_parameters).
+_LARGE_BASE = 512 * 1024
 _local = threading.local()
 
 
@@ -82,7 +84,13 @@ class _Dictionaries:
     def compressor(self, base: bytes) -> zstandard.ZstdCompressor:
         found = self._compressors.take(base)
         if found is None:
-            found = zstandard.ZstdCompressor(level=_DELTA_LEVEL, dict_data=_dictionary(base))
+            if len(base) <= _LARGE_BASE:
+                found = zstandard.ZstdCompressor(level=_DELTA_LEVEL, dict_data=_dictionary(base))
+            else:
+                found = zstandard.ZstdCompressor(
+                    compression_params=_large_delta_parameters(len(base)),
+                    dict_data=_dictionary(base),
+                )
         return self._compressors.keep(base, found, 140 * 1024 + 23 * len(base))
 
     def decompressor(self, base: bytes) -> zstandard.ZstdDecompressor:
@@ -90,6 +98,21 @@ class _Dictionaries:
         if found is None:
             found = zstandard.ZstdDecompressor(dict_data=_dictionary(base))
         return self._decompressors.keep(base, found, 28 * 1024 + 2 * len(base))
+
+
+def _large_delta_parameters(base_size: int) -> zstandard.ZstdCompressionParameters:
+    # With its default parameters, zstd finds matches only in the last megabyte or so of a raw
+    # dictionary: measured, a 4-character edit of a 5.4 MB document made a 2.4 MB delta, no
+    # smaller than compressing the document alone. A window covering keyframe and state, and
+    # hash and chain tables of about one slot per 8 bytes of keyframe, bring it to 542 bytes
+    # (40 ms to build and compress, 14 MB of context). Level 1's strategy: level 3 found
+    # nothing more and took 1.6x the time. Above about 16 MB of keyframe zstd stops loading the
+    # whole dictionary (a 20 MB document: a 1.5 MB delta, still stored correctly).
+    window = min(27, max(20, (2 * base_size + 1024).bit_length()))
+    tables = min(22, max(17, base_size.bit_length() - 3))
+    return zstandard.ZstdCompressionParameters.from_level(
+        1, window_log=window, hash_log=tables, chain_log=tables
+    )
 
 
 def _dictionary(base: bytes) -> zstandard.ZstdCompressionDict:
@@ -115,6 +138,8 @@ class _Budgeted(Generic[_T]):
         return found[0]
 
     def keep(self, base: bytes, value: _T, cost: int) -> _T:
+        if cost > self.budget:
+            return value  # a context for a keyframe of megabytes is rebuilt each time instead
         while self._values and self.used + cost > self.budget:
             _, dropped = self._values.pop(next(iter(self._values)))
             self.used -= dropped

@@ -1,14 +1,18 @@
 """Ending resources, as methods of :class:`eventstore.EventStore`: delete (a last version),
-erase (nothing left), and purge (versions past ``max_age``)."""
+erase (nothing left), purge (versions past ``max_age``) and the sweep of a blob store's objects
+that no version names."""
 
 from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Mapping
+from datetime import timedelta
 from typing import Any, TypeVar, cast
 
 from eventstore import records
 from eventstore.backoff import Backoff
+from eventstore.blobs.collect import Sweep, collect
+from eventstore.blobs.offload import Offloading
 from eventstore.erasing import ErasureReport, erase, purge_stream
 from eventstore.errors import ConcurrencyError, InvalidInput
 from eventstore.inputs import ANY, NO_STREAM, Expect, check_event, check_expected, metadata_json
@@ -104,3 +108,20 @@ class Ending(StoreSurface):
             for head in itertools.chain(self.heads(cls), self.deleted_heads(cls)):
                 removed += purge_stream(self.backend, str(head[records.PK]), now)
         return removed
+
+    def collect_blobs(
+        self,
+        older_than: timedelta = timedelta(hours=1),
+        *,
+        progress: Callable[[Sweep], None] | None = None,
+    ) -> int:
+        """Delete the blob store's objects that no version names and that are older than
+        ``older_than`` (at least 15 minutes: longer than any commit takes from its uploads to
+        its write, so an object on its way into a commit is never taken); return how many went.
+        They are left by commits that failed or conflicted after uploading, and by trims whose
+        own cleanup failed. Safe while writers run. ``progress`` gets a :class:`Sweep` after each
+        batch. :class:`InvalidInput` on a store without a blob store."""
+        backend = self.backend
+        if not isinstance(backend, Offloading):
+            raise InvalidInput("this store has no blob store (open it with blobs=)")
+        return collect(backend, older_than, now=self.reader.clock(), progress=progress).deleted

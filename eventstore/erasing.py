@@ -38,6 +38,8 @@ class ErasureReport:
     items_deleted: int = 0
     feed_entries_cleared: int = 0
     writes: int = 0
+    #: Objects of offloaded states deleted from the blob store (every version of each).
+    objects_deleted: int = 0
     #: Whether the backend's own files hold none of the erased bytes any more. ``False`` on
     #: SQLite when another process held a read transaction: the write-ahead log keeps them
     #: until ``store.backend.forget_deleted()`` succeeds (it returns ``True`` then).
@@ -101,6 +103,9 @@ def erase(
         report.feed_entries_cleared += _clear_feed(backend, clock, partition, pk, report, add)
     flush()
     report.writes += _forget_progress(backend, pk)
+    # Before the head goes: until then no append can start the stream again and upload objects
+    # that this would take.
+    report.objects_deleted = backend.forget_stream(pk)
     if head is not None:
         backend.write([Delete(records.head_key(pk))])
         report.writes += 1

@@ -276,6 +276,10 @@ class TableNotFound(BackendError, LookupError):
     """The table does not exist. ``store.create_table()`` makes it."""
 
 
+class BucketNotFound(BackendError, LookupError):
+    """The blob store's S3 bucket does not exist. ``store.create_table()`` makes it."""
+
+
 class OutdatedLayout(BackendError):
     """The SQLite file was written by an older version of the library, in a layout this one does
     not read (``found`` and ``needed`` are layout numbers). ``eventstore upgrade URL`` converts it

@@ -254,24 +254,32 @@ class Reader:
         """The latest version: one query for the two newest items (the current group's keyframe
         sorts just above its versions)."""
         for attempt in range(_LATEST_ROUNDS):
-            page = self.backend.query(
-                pk,
-                sk=SortCondition("begins_with", VERSION_PREFIX),
-                forward=False,
-                limit=2,
-                consistent=consistent,
-            )
             keyframes: dict[int, bytes] = {}
             top: records.StoredVersion | None = None
-            for item in page.items:
-                position = records.sort_position(item)
-                if position is None:
-                    continue
-                number, is_keyframe = position
-                if is_keyframe:
-                    keyframes[number] = self.keyframe(pk, number, item)
-                elif top is None:
-                    top = records.stored_version(pk, number, item)
+            start: Item | None = None
+            while True:
+                page = self.backend.query(
+                    pk,
+                    sk=SortCondition("begins_with", VERSION_PREFIX),
+                    forward=False,
+                    limit=2,
+                    consistent=consistent,
+                    start=start,
+                )
+                for item in page.items:
+                    position = records.sort_position(item)
+                    if position is None:
+                        continue
+                    number, is_keyframe = position
+                    if is_keyframe:
+                        keyframes[number] = self.keyframe(pk, number, item)
+                    elif top is None:
+                        top = records.stored_version(pk, number, item)
+                # A keyframe larger than a page (SQLite's 1 MB) comes alone: the version under
+                # it is on the next page.
+                if top is not None or page.last_key is None or len(page.items) >= 2:
+                    break
+                start = page.last_key
             if top is None or top.deleted:
                 raise StreamNotFound(*split_pk(pk))
             try:

@@ -10,6 +10,8 @@ from typing import Any, Literal, TypeVar, cast, overload
 
 from eventstore import codec
 from eventstore.backends.base import Backend, TableOptions
+from eventstore.blobs.base import BlobStore
+from eventstore.blobs.offload import DEFAULT_OFFLOAD_BYTES, Offloading
 from eventstore.cursors import CursorSigner, ReplayPosition
 from eventstore.ending import Ending
 from eventstore.errors import InvalidInput, WrongType
@@ -43,7 +45,10 @@ class EventStore(Following, Querying, Everyday, Ending):
     """Versioned resources on a backend. Safe to share between threads.
 
     Open one with :func:`eventstore.open`. ``projections`` are written onto each stream's head in
-    the same atomic write as every new version. ``cursor_secret`` signs query cursors (default: a
+    the same atomic write as every new version. ``blobs`` (a :class:`~eventstore.blobs.BlobStore`
+    or an ``s3://bucket/prefix`` URL) takes the state bytes of items larger than
+    ``offload_bytes`` (DynamoDB's 400 KB item limit then no longer applies); states are at most
+    ``max_state_bytes`` of JSON (64 MB by default), refused above before anything is written. ``cursor_secret`` signs query cursors (default: a
     random secret kept in the table, shared by every process using it). ``contention_budget`` is
     how many seconds an ``expected_version=ANY`` append keeps retrying lost races.
     ``owns_backend``: whether :meth:`close` closes the backend (``open`` sets it; a store made
@@ -56,21 +61,31 @@ class EventStore(Following, Querying, Everyday, Ending):
         *,
         projections: Iterable[IndexProjection] = (),
         compress_threshold: int = codec.DEFAULT_THRESHOLD,
-        max_state_size: int = codec.DEFAULT_MAX_SIZE,
+        max_state_bytes: int = codec.DEFAULT_MAX_SIZE,
         keyframe_cache_bytes: int = 32 * 1024 * 1024,
         cursor_secret: bytes | None = None,
         contention_budget: float = 10.0,
         owns_backend: bool = False,
         clock: Callable[[], float] = time.time,
         index_on_read: bool = True,
+        blobs: BlobStore | str | None = None,
+        offload_bytes: int = DEFAULT_OFFLOAD_BYTES,
     ) -> None:
+        if isinstance(max_state_bytes, bool) or not isinstance(max_state_bytes, int):
+            raise WrongType("max_state_bytes must be an int")
+        if not 1024 <= max_state_bytes <= codec.DEFAULT_MAX_SIZE * 16:
+            raise InvalidInput(f"max_state_bytes must be 1 KB to 1 GB, got {max_state_bytes}")
+        if blobs is not None:
+            backend = offloading(backend, blobs, offload_bytes)
+        elif offload_bytes != DEFAULT_OFFLOAD_BYTES:
+            raise InvalidInput("offload_bytes needs a blob store (blobs=)")
         self.backend = backend
         self.owns_backend = owns_backend
         self.indexes = IndexPlan(projections)
-        self._max_state = max_state_size
+        self._max_state = max_state_bytes
         #: Decodes stored versions; part of the seam the ``projections`` package uses.
         self.reader = Reader(
-            backend, KeyframeCache(keyframe_cache_bytes), max_state_size, clock=clock
+            backend, KeyframeCache(keyframe_cache_bytes), max_state_bytes, clock=clock
         )
         self.clock = FeedClock(backend)
         #: Gives an indexed feed its positions from the table's stream (``eventstore index``).
@@ -178,7 +193,8 @@ class EventStore(Following, Querying, Everyday, Ending):
         stream raises :class:`ConcurrencyError` listing every stream that conflicted
         (``conflicts``), nothing written. The limits of one atomic write (DynamoDB's 100 actions
         and 4 MB, counting versions, keyframes, heads and trims; 400 KB per item) are checked
-        before anything is sent (:class:`CommitTooLarge`, :class:`ItemTooLarge`). A
+        before anything is sent (:class:`CommitTooLarge`, :class:`ItemTooLarge`); with a blob
+        store, offloaded states count as their pointers and no state is too large for an item. A
         ``checkpoint`` moves in the same write (a projector's exactly-once progress); if it is
         no longer at its ``previous`` position, nothing is written (:class:`ConcurrencyError`)."""
         if not isinstance(appends, Sequence) or not appends:
@@ -313,3 +329,15 @@ class EventStore(Following, Querying, Everyday, Ending):
                 )
             classes = classes[names.index(position.type_name) :]
         return self.reader.replay_pages(classes, position, check_limit(page_size))
+
+
+def offloading(backend: Backend, blobs: BlobStore | str, offload_bytes: int) -> Offloading:
+    """``backend`` with its large states kept in ``blobs`` (a blob store or its URL)."""
+    from eventstore.blobs import blobs_from_url
+
+    if isinstance(backend, Offloading):
+        raise InvalidInput("this backend already keeps large states in a blob store")
+    store = blobs_from_url(blobs) if isinstance(blobs, str) else blobs
+    if not isinstance(store, BlobStore):
+        raise WrongType(f"blobs must be a BlobStore or an s3:// URL, got {type(blobs).__name__}")
+    return Offloading(backend, store, offload_bytes=offload_bytes)

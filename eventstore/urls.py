@@ -7,6 +7,9 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from eventstore.backends.base import Backend
+from eventstore.blobs.base import BlobStore
+from eventstore.blobs.offload import DEFAULT_OFFLOAD_BYTES
+from eventstore.codec import DEFAULT_MAX_SIZE
 from eventstore.errors import InvalidInput
 from eventstore.indexing import IndexProjection
 from eventstore.store import EventStore
@@ -68,15 +71,27 @@ def open_store(
     projections: Iterable[IndexProjection] = (),
     cursor_secret: bytes | None = None,
     index_on_read: bool = True,
+    blobs: BlobStore | str | None = None,
+    offload_bytes: int = DEFAULT_OFFLOAD_BYTES,
+    max_state_bytes: int = DEFAULT_MAX_SIZE,
     **options: Any,
 ) -> EventStore:
     """Open a store. See :func:`backend_from_url` for the URLs; ``projections``,
-    ``cursor_secret`` and ``index_on_read`` go to :class:`EventStore`, other options to the
-    backend."""
-    return EventStore(
-        backend_from_url(url, **options),
-        projections=projections,
-        cursor_secret=cursor_secret,
-        owns_backend=True,
-        index_on_read=index_on_read,
-    )
+    ``cursor_secret``, ``index_on_read``, ``blobs`` (an ``s3://bucket/prefix`` URL or a
+    :class:`~eventstore.blobs.BlobStore`), ``offload_bytes`` and ``max_state_bytes`` go to
+    :class:`EventStore`, other options to the backend."""
+    backend = backend_from_url(url, **options)
+    try:
+        return EventStore(
+            backend,
+            projections=projections,
+            cursor_secret=cursor_secret,
+            owns_backend=True,
+            index_on_read=index_on_read,
+            blobs=blobs,
+            offload_bytes=offload_bytes,
+            max_state_bytes=max_state_bytes,
+        )
+    except BaseException:
+        backend.close()
+        raise

@@ -14,20 +14,17 @@ from typing import Any
 
 from eventstore import codec, records
 from eventstore.backends.base import (
-    MAX_ITEM_SIZE,
     MAX_WRITE_ACTIONS,
-    MAX_WRITE_BYTES,
     Backend,
     ConditionFailed,
     Item,
     NextPosition,
     Put,
-    Update,
     Value,
     Write,
     WriteConflict,
 )
-from eventstore.backends.sizes import item_size
+from eventstore.backends.sizes import batch_size
 from eventstore.backoff import Backoff
 from eventstore.errors import (
     CommitTooLarge,
@@ -541,12 +538,13 @@ class Writer:
             s, newest = plan.stream, plan.stream.appends[-1]
             heads_at[len(writes)] = s
             writes.append(self._head(s, plan, newest))
-        # Each item is at most 400 KB (the backend refuses more), so only a commit of more than
-        # ten writes can pass 4 MB: smaller ones skip measuring.
-        if len(writes) * MAX_ITEM_SIZE > MAX_WRITE_BYTES:
-            size = _REQUEST_OVERHEAD + sum(_size(w) for w in writes)
-            if size > MAX_WRITE_BYTES:
-                raise CommitTooLarge("bytes", size, MAX_WRITE_BYTES)
+        # On DynamoDB each item is at most 400 KB (the backend refuses more), so only a commit of
+        # more than ten writes can pass 4 MB: smaller ones skip measuring.
+        limit, largest = self.backend.max_write_bytes, self.backend.max_item_bytes
+        if limit is not None and (largest is None or len(writes) * largest > limit):
+            size = batch_size(writes)
+            if size > limit:
+                raise CommitTooLarge("bytes", size, limit)
         return _Write(writes, heads_at, counters_at, partitions)
 
     def _head(self, s: _Stream, plan: _Plan, newest: Prepared) -> Write:
@@ -668,22 +666,3 @@ def _bound(s: _Stream) -> int | None:
     if s.at is NO_STREAM or limit is None or s.first.restored:
         return None
     return s.lowest if s.lowest is not None else max(1, s.previous + 1 - limit)
-
-
-# DynamoDB counts a transaction's whole payload against its 4 MB, not only the items: the keys of
-# deletes, condition values, and some bytes per action and per request (about 150 measured on
-# DynamoDB Local). Counted generously, so that a commit the check lets through is never refused.
-_ACTION_OVERHEAD = 100
-_REQUEST_OVERHEAD = 1024
-
-
-def _size(w: Write) -> int:
-    if isinstance(w, Put):
-        size = item_size(w.item)
-    elif isinstance(w, Update):
-        size = item_size({records.PK: w.key[0], records.SK: w.key[1], **w.set})
-    else:
-        size = item_size({records.PK: w.key[0], records.SK: w.key[1]})
-    if w.condition is not None:
-        size += item_size({**w.condition.equals, **w.condition.less_than})
-    return size + _ACTION_OVERHEAD

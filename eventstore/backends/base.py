@@ -35,13 +35,14 @@ INDEX_ATTRIBUTES: tuple[str, ...] = ("v", "id")
 #: both, as ints, is in the feed of partition ``fp`` at position ``p`` (sparse, like an index).
 POSITION_KEYS: tuple[str, str] = ("fp", "p")
 
-#: DynamoDB's item size limit (400 KB), applied by every backend so data stays portable.
+#: DynamoDB's item size limit (400 KB): :attr:`Backend.max_item_bytes` on DynamoDB.
 MAX_ITEM_SIZE = 400 * 1024
 
 #: DynamoDB's limit on actions in one atomic write.
 MAX_WRITE_ACTIONS = 100
 
-#: DynamoDB's limit on the total size of the items one atomic write puts or updates.
+#: DynamoDB's limit on the total size of the items one atomic write puts or updates:
+#: :attr:`Backend.max_write_bytes` on DynamoDB.
 MAX_WRITE_BYTES = 4 * 1024 * 1024
 
 
@@ -243,6 +244,14 @@ class Backend(abc.ABC):
     #: writes no counter and no entry items.
     feed_in_items: bool = False
 
+    #: The largest item the backend stores (``None``: no limit of its own; the store still bounds
+    #: states by ``max_state_bytes``). DynamoDB's is :data:`MAX_ITEM_SIZE`; embedded backends keep
+    #: states of any size in their file, in the same transaction as the rest of the commit.
+    max_item_bytes: int | None = MAX_ITEM_SIZE
+
+    #: The largest total size of the items one atomic write puts or updates (``None``: no limit).
+    max_write_bytes: int | None = MAX_WRITE_BYTES
+
     def identity(self) -> object | None:
         """A hashable name of the table, equal across backends opened on the same table in one
         process (what a process may cache about the table is keyed by it), or ``None``."""
@@ -276,7 +285,7 @@ class Backend(abc.ABC):
         ``ClientRequestToken``, remembered for 10 minutes across the account, so it must be
         unique, e.g. the new version id; embedded backends never lose an answer and ignore it).
         Raises :class:`~eventstore.errors.ItemTooLarge` if an item would exceed
-        :data:`MAX_ITEM_SIZE`, before anything is written. A write cancelled because other
+        :attr:`max_item_bytes`, before anything is written. A write cancelled because other
         requests were changing its items (only DynamoDB does that) is retried with backoff, or,
         with ``conflicts="raise"``, raised at once as :class:`WriteConflict` so that a caller
         whose conditions guessed a value (a feed counter) can read it again first.
@@ -386,6 +395,13 @@ class Backend(abc.ABC):
         which it cannot do while another connection (another process) holds a read
         transaction: it then returns ``False`` after a short wait, and a later call finishes."""
         return True
+
+    def forget_stream(self, pk: str) -> int:
+        """Remove what the backend keeps of stream ``pk`` outside its items (the objects of
+        offloaded states, every version of them); an erasure calls it once the stream's items
+        are gone, while its head still refuses appends. Returns how many things went (0 for a
+        backend that keeps nothing outside its items)."""
+        return 0
 
     def usage(self) -> Usage:
         """Requests sent and capacity units consumed so far by the calling thread (zeros for an

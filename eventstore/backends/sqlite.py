@@ -24,7 +24,6 @@ from typing import Any, Literal
 from eventstore.backends.base import (
     INDEX_ATTRIBUTES,
     INDEXES,
-    MAX_ITEM_SIZE,
     POSITION_KEYS,
     Backend,
     ConditionFailed,
@@ -42,13 +41,11 @@ from eventstore.backends.base import (
     check_batch,
     index_keys,
 )
-from eventstore.backends.sizes import item_size
 from eventstore.errors import (
     BackendError,
     BackendTimeout,
     BackendUnavailable,
     InvalidInput,
-    ItemTooLarge,
     OutdatedLayout,
 )
 
@@ -361,6 +358,9 @@ class SQLiteBackend(Backend):
     # -- the feed ----------------------------------------------------------------------------
 
     feed_in_items = True
+    # States of any size stay in the file (the store bounds them by max_state_bytes).
+    max_item_bytes = None
+    max_write_bytes = None
 
     def positioned(self, partition: int, after: int, *, limit: int) -> list[Item]:
         if limit < 1:
@@ -555,18 +555,6 @@ def item_of(row: tuple[Any, ...]) -> Item:
     return item
 
 
-def _check_size(item: Item, body: bytes) -> None:
-    # The body is never smaller than DynamoDB's count of the non-key attributes, but for up to 2
-    # bytes per number; the keys count at most 4 bytes per character, the feed columns (not in
-    # the body) at most 32 bytes. Exact only near the limit.
-    bound = len(body) + 4 * (len(str(item["pk"])) + len(str(item["sk"]))) + 2 * len(item) + 32
-    if bound <= MAX_ITEM_SIZE:
-        return
-    size = item_size(item)
-    if size > MAX_ITEM_SIZE:
-        raise ItemTooLarge(size, MAX_ITEM_SIZE)
-
-
 def _updated(w: Update, current: Item | None) -> Item:
     """The item an update leaves under its key."""
     item: Item = dict(current) if current is not None else {"pk": w.key[0], "sk": w.key[1]}
@@ -577,12 +565,11 @@ def _updated(w: Update, current: Item | None) -> Item:
 
 
 def row_of(item: Item) -> tuple[Any, ...]:
-    """The SQL row of an item; :class:`ItemTooLarge` if it passes DynamoDB's limit. A feed
-    partition and position (both ints) go in their columns, not in the body."""
+    """The SQL row of an item. A feed partition and position (both ints) go in their columns,
+    not in the body."""
     values = _column_values(item)
     in_feed = values[-1] is not None
     body = encode_item(item, skip=_IN_COLUMNS if in_feed else _KEYS)
-    _check_size(item, body)
     return (item["pk"], item["sk"], body, *values)
 
 
