@@ -82,6 +82,8 @@ class Counting(Backend):
         self.inner = inner
         self.serialised = inner.serialised
         self.feed_in_items = inner.feed_in_items
+        self.max_item_bytes = inner.max_item_bytes
+        self.max_write_bytes = inner.max_write_bytes
         self.calls = {"write": 0, "get": 0, "query": 0, "scan": 0}
 
     def write(self, writes: Sequence[Write], *, token: str | None = None) -> Mapping[int, int]:

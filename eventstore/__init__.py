@@ -5,9 +5,9 @@ from importlib import metadata as _metadata
 from eventstore.backends.base import TableOptions
 from eventstore.errors import (
     BackendError,
-    BucketNotFound,
     BackendTimeout,
     BackendUnavailable,
+    BucketNotFound,
     CommitTooLarge,
     ConcurrencyError,
     Conflict,
@@ -47,9 +47,9 @@ __all__ = [
     "NO_STREAM",
     "Append",
     "BackendError",
-    "BucketNotFound",
     "BackendTimeout",
     "BackendUnavailable",
+    "BucketNotFound",
     "Checkpoint",
     "CommitTooLarge",
     "ConcurrencyError",

@@ -6,8 +6,9 @@ Usage::
     python scripts/dynamodb_local.py install
     python scripts/dynamodb_local.py run -- pytest tests -q
 
-``run`` starts the server on a free loopback port, runs the command with
-``EVENTSTORE_DYNAMODB_ENDPOINT`` and dummy AWS credentials set, stops the server whatever happens,
+``run`` starts the server on a free loopback port, and SeaweedFS's S3 server beside it
+(``eventstore.local_s3``), runs the command with ``EVENTSTORE_DYNAMODB_ENDPOINT``,
+``EVENTSTORE_S3_ENDPOINT`` and dummy AWS credentials set, stops both servers whatever happens,
 and exits with the command's code. The server is installed under the project
 (``.dynamodb-local``) and Java is installed with apt-get when missing on a CI machine.
 """
@@ -20,6 +21,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from eventstore import local_s3
 from eventstore.local import (
     DUMMY_ENV,
     SetupError,
@@ -31,6 +33,7 @@ from eventstore.local import (
 )
 
 ENV_VAR = "EVENTSTORE_DYNAMODB_ENDPOINT"
+S3_ENV_VAR = "EVENTSTORE_S3_ENDPOINT"
 PROJECT = Path(__file__).resolve().parent.parent
 INSTALL_DIR = PROJECT / ".dynamodb-local"
 
@@ -43,10 +46,12 @@ def run(command: list[str]) -> int:
     try:
         proc, url = start(install(INSTALL_DIR), apt_get=True)
         try:
-            env = {**os.environ, **DUMMY_ENV, ENV_VAR: url}
-            print(f"DynamoDB Local at {url} (pid {proc.pid})", file=sys.stderr)
-            child = subprocess.Popen(command, env=env)
-            return child.wait()
+            with local_s3.running() as s3_url:
+                env = {**os.environ, **DUMMY_ENV, ENV_VAR: url, S3_ENV_VAR: s3_url}
+                print(f"DynamoDB Local at {url} (pid {proc.pid})", file=sys.stderr)
+                print(f"S3 (SeaweedFS) at {s3_url}", file=sys.stderr)
+                child = subprocess.Popen(command, env=env)
+                return child.wait()
         except KeyboardInterrupt:
             # Ctrl-C reached the command too; give it a moment to report before ending it.
             grace = 5.0

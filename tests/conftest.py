@@ -18,6 +18,8 @@ import eventstore
 from eventstore import EventStore
 
 DYNAMODB_ENDPOINT = os.environ.get("EVENTSTORE_DYNAMODB_ENDPOINT")
+#: SeaweedFS's S3 server, started by scripts/test beside DynamoDB Local (eventstore.local_s3).
+S3_ENDPOINT = os.environ.get("EVENTSTORE_S3_ENDPOINT")
 BACKENDS = ["memory", "sqlite", "dynamodb"]
 
 # Profiles: "default" for a developer run, "ci" as run by scripts/test, "long" for the long runs.
@@ -40,6 +42,14 @@ def dynamodb_url(table: str) -> str:
 
 def new_table_name() -> str:
     return f"t-{uuid.uuid4().hex[:16]}"
+
+
+def blobs_url(prefix: str = "objects") -> str:
+    """An ``s3://`` URL of a new bucket on the test S3 server (skips the test without one); the
+    store's ``create_table`` makes the bucket."""
+    if not S3_ENDPOINT:
+        pytest.skip("the S3 server is not running (scripts/test starts it)")
+    return f"s3://b-{uuid.uuid4().hex[:16]}/{prefix}?endpoint_url={S3_ENDPOINT}"
 
 
 def make_url(backend: str, tmp_path_factory: pytest.TempPathFactory) -> str:

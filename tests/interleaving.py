@@ -39,6 +39,8 @@ class Interleaving(Backend):
         # the interleaving points count.
         self.serialised = inner.serialised
         self.feed_in_items = inner.feed_in_items
+        self.max_item_bytes = inner.max_item_bytes
+        self.max_write_bytes = inner.max_write_bytes
         # Which way reads by number go: one range query (DynamoDB's) or a batch read.
         self.queries_round_once = (
             inner.queries_round_once if queries_round_once is None else queries_round_once

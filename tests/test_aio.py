@@ -322,6 +322,8 @@ class Cancelling(Backend):
         self.serialised = inner.serialised
         self.queries_round_once = inner.queries_round_once
         self.feed_in_items = inner.feed_in_items
+        self.max_item_bytes = inner.max_item_bytes
+        self.max_write_bytes = inner.max_write_bytes
         self.at, self.when = at, when
         self.count = 0
         self.cancelled = False

@@ -17,6 +17,9 @@ from eventstore.aio.repository import AsyncRepository
 from eventstore.aio.store import AsyncEventStore
 from eventstore.aio.threaded import ThreadedBackend
 from eventstore.backends.base import Backend
+from eventstore.blobs.base import BlobStore
+from eventstore.blobs.offload import DEFAULT_OFFLOAD_BYTES
+from eventstore.codec import DEFAULT_MAX_SIZE
 from eventstore.errors import InvalidInput
 from eventstore.indexing import IndexProjection
 from eventstore.store import EventStore
@@ -47,17 +50,28 @@ def open(
     projections: Iterable[IndexProjection] = (),
     cursor_secret: bytes | None = None,
     index_on_read: bool = True,
+    blobs: BlobStore | str | None = None,
+    offload_bytes: int = DEFAULT_OFFLOAD_BYTES,
+    max_state_bytes: int = DEFAULT_MAX_SIZE,
     **options: Any,
 ) -> AsyncEventStore:
     """Open an async store: :func:`eventstore.open`'s URLs and options. Use it as
     ``async with eventstore.aio.open(url) as store:``, or call ``await store.close()``.
-    DynamoDB clients are made on the first request, on the event loop that sends it."""
+    DynamoDB and S3 clients are made on the first request, on the event loop that sends it
+    (an ``s3://`` ``blobs`` URL gets an aiobotocore client)."""
     bridge.require_greenlet()
+    if isinstance(blobs, str):
+        from eventstore.aio.s3 import AsyncS3Blobs
+
+        blobs = AsyncS3Blobs.from_url(blobs)
     engine = EventStore(
         async_backend(url, **options),
         projections=projections,
         cursor_secret=cursor_secret,
         owns_backend=True,
         index_on_read=index_on_read,
+        blobs=blobs,
+        offload_bytes=offload_bytes,
+        max_state_bytes=max_state_bytes,
     )
     return AsyncEventStore(engine)

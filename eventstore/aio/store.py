@@ -13,6 +13,7 @@ from collections.abc import (
     Mapping,
     Sequence,
 )
+from datetime import timedelta
 from typing import Any, Literal, TypeVar
 
 from typing_extensions import Unpack
@@ -21,6 +22,7 @@ from eventstore import bridge
 from eventstore.aio.iteration import AsyncIteration, AsyncSubscription, awaiting
 from eventstore.aio.repository import AsyncRepository
 from eventstore.backends.base import Backend, Item, TableOptions
+from eventstore.blobs.collect import Sweep
 from eventstore.erasing import ErasureReport
 from eventstore.indexing import IndexProjection
 from eventstore.inputs import ANY, NO_STREAM, Append, Checkpoint, Expect
@@ -150,6 +152,14 @@ class AsyncEventStore:
 
     async def purge(self, resource_type: type[Resource] | None = None) -> int:
         return await bridge.call(self.engine.purge, resource_type)
+
+    async def collect_blobs(
+        self,
+        older_than: timedelta = timedelta(hours=1),
+        *,
+        progress: Callable[[Sweep], None] | None = None,
+    ) -> int:
+        return await bridge.call(self.engine.collect_blobs, older_than, progress=progress)
 
     # -- reads -------------------------------------------------------------------------------
 

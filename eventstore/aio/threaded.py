@@ -37,6 +37,8 @@ class ThreadedBackend(Backend):
         self.serialised = backend.serialised
         self.queries_round_once = backend.queries_round_once
         self.feed_in_items = backend.feed_in_items
+        self.max_item_bytes = backend.max_item_bytes
+        self.max_write_bytes = backend.max_write_bytes
         self._worker = concurrent.futures.ThreadPoolExecutor(
             max_workers=1, thread_name_prefix="eventstore-sqlite"
         )

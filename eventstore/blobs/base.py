@@ -80,5 +80,6 @@ class BlobStore(abc.ABC):
     def requests(self) -> int:
         """Requests sent so far (benchmarks and tests count them)."""
 
+    @abc.abstractmethod
     def close(self) -> None:
         """Release the client, if this store made it."""

@@ -39,13 +39,14 @@ from eventstore.backends.base import (
     Put,
     SortCondition,
     TableOptions,
+    Update,
     Usage,
     Write,
 )
 from eventstore.backends.sizes import batch_size, item_size
 from eventstore.blobs.base import BlobStore, ObjectMissing
 from eventstore.errors import CommitTooLarge, CorruptRecord, InvalidInput, ItemTooLarge
-from eventstore.keys import KEYFRAME_INTERVAL, split_pk
+from eventstore.keys import HEAD_SK, KEYFRAME_INTERVAL, split_pk
 
 _log = logging.getLogger("eventstore")
 
@@ -210,13 +211,17 @@ class Offloading(Backend):
             return w
         sk = str(item[records.SK])
         position = records.sort_position(item)
-        item_id = item.get(records.VERSION_ID if position and not position[1] else records.KEYFRAME_ID)
+        item_id = item.get(
+            records.VERSION_ID if position and not position[1] else records.KEYFRAME_ID
+        )
         if position is None or not isinstance(item_id, str):
             return w  # not a version or keyframe: the inner backend judges its size
         digest = hashlib.sha256(blob).digest()
         key = object_key(str(item[records.PK]), sk, item_id, digest)
         uploads.append((key, blob, digest))
-        return Put({**item, records.STATE: pointer(key, digest, len(blob))}, w.condition, w.position)
+        return Put(
+            {**item, records.STATE: pointer(key, digest, len(blob))}, w.condition, w.position
+        )
 
     def _check_limits(self, sent: Sequence[Write]) -> None:
         largest, total = self._inner_item_bytes, self._inner_write_bytes
@@ -232,11 +237,14 @@ class Offloading(Backend):
                 raise CommitTooLarge("bytes", size, total)
 
     def _drop_trimmed(self, writes: Sequence[Write]) -> None:
-        """After a write deleted keyframes: the objects of their groups, and of every slot below,
-        which no item names any more."""
+        """After a trim deleted keyframes: the objects of their groups, and of every slot below,
+        which no item names any more. A trim is known by its head write (it moves the stream's
+        retention bound); an erasure's deletes have none, and it removes every object of the
+        stream at its end (:meth:`forget_stream`)."""
         dropped: dict[str, int] = {}
+        heads = {w.key[0] for w in writes if isinstance(w, Update) and w.key[1] == HEAD_SK}
         for w in writes:
-            if isinstance(w, Delete):
+            if isinstance(w, Delete) and w.key[0] in heads:
                 position = records.sort_position({records.SK: w.key[1]})
                 if position is not None and position[1]:
                     dropped[w.key[0]] = max(dropped.get(w.key[0], 0), position[0])
@@ -273,8 +281,9 @@ class Offloading(Backend):
         if data is None:
             try:
                 data = self.blobs.get(key)
-            except ObjectMissing:
-                raise _corrupt(item, f"its state's object {self.blobs.location}{key} is missing")
+            except ObjectMissing as e:
+                missing = f"its state's object {self.blobs.location}{key} is missing"
+                raise _corrupt(item, missing) from e
             if len(data) != size or hashlib.sha256(data).digest() != digest:
                 raise _corrupt(
                     item, f"its state's object {self.blobs.location}{key} does not match its hash"

@@ -291,9 +291,10 @@ class S3Blobs(BlobStore):
             self._call("create_bucket", **params)
         except BackendError as e:
             cause = e.__cause__
-            if isinstance(cause, ClientError) and cause.response.get("Error", {}).get(
-                "Code"
-            ) in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
+            if isinstance(cause, ClientError) and cause.response.get("Error", {}).get("Code") in (
+                "BucketAlreadyOwnedByYou",
+                "BucketAlreadyExists",
+            ):
                 return  # made meanwhile by another process
             raise
 
