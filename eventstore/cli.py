@@ -145,6 +145,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="convert a SQLite file written by an older eventstore to the current layout",
     )
     upgrade.add_argument("url", help="sqlite:///path.db (converted in place, in one transaction)")
+    blobs = commands.add_parser(
+        "blobs", help="the blob store of large states: blobs gc URL --blobs S3URL"
+    )
+    blob_commands = blobs.add_subparsers(dest="blobs_command", required=True)
+    gc = blob_commands.add_parser(
+        "gc",
+        help="delete objects no version names (left by commits that failed after uploading)",
+    )
+    gc.add_argument("url", help="store URL")
+    gc.add_argument(
+        "--older-than",
+        type=float,
+        default=60.0,
+        metavar="MINUTES",
+        help="only objects older than this (default 60; at least 15, longer than any commit)",
+    )
+    for sub in (create, show, history, export, load, check, feed, gc):
+        sub.add_argument(
+            "--blobs",
+            required=sub is gc,
+            metavar="S3URL",
+            help="the store's blob store of large states, s3://bucket/prefix?region=R",
+        )
     for name in sorted(plugins):
         commands.add_parser(name, help=f"see {name} --help")
     try:
@@ -152,7 +175,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as e:  # --help, --version, or a usage error (2), already printed
         return e.code if isinstance(e.code, int) else 2
     try:
-        if parsed.command in ("feed", "show", "history", "export", "check", "index", "upgrade"):
+        if parsed.command in (
+            "feed",
+            "show",
+            "history",
+            "export",
+            "check",
+            "index",
+            "upgrade",
+            "blobs",
+        ):
             _must_exist(parsed.url)
         if parsed.command == "create-table":
             return _create_table(parsed)
@@ -172,6 +204,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _import(parsed)
         elif parsed.command == "upgrade":
             return _upgrade(parsed)
+        elif parsed.command == "blobs":
+            return _collect_blobs(parsed)
     except BrokenPipeError:
         # The reader went away (`eventstore feed URL | head -1`): stop quietly, as Unix tools do.
         import os
@@ -190,6 +224,35 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"eventstore {parsed.command}: interrupted", file=sys.stderr)
         return 130
+    return 0
+
+
+def _collect_blobs(parsed: argparse.Namespace) -> int:
+    from datetime import timedelta
+
+    from eventstore.blobs import Sweep
+    from eventstore.urls import open_store
+
+    line = ProgressLine(sys.stderr)
+    started = time.monotonic()
+
+    found: list[Sweep] = []
+
+    def show(sweep: Sweep) -> None:
+        found.append(sweep)
+        line.show(
+            f"  {sweep.listed:,} objects listed, {sweep.deleted:,} deleted, "
+            f"{duration(time.monotonic() - started)}"
+        )
+
+    with open_store(parsed.url, blobs=parsed.blobs) as store, line:
+        deleted = store.collect_blobs(timedelta(minutes=parsed.older_than), progress=show)
+    sweep = found[-1] if found else Sweep()
+    print(
+        f"{deleted:,} objects deleted; {sweep.listed:,} listed, {sweep.young:,} younger than "
+        f"{parsed.older_than:g} minutes kept"
+        + (f", {sweep.unnamed:,} of streams with very long ids kept" if sweep.unnamed else "")
+    )
     return 0
 
 
@@ -251,7 +314,7 @@ def _create_table(parsed: argparse.Namespace) -> int:
         stream=parsed.stream,
         deletion_protection=parsed.deletion_protection,
     )
-    with open_store(parsed.url) as store:
+    with open_store(parsed.url, blobs=parsed.blobs) as store:
         store.create_table(
             feed=parsed.feed,
             feed_partitions=parsed.feed_partitions,
@@ -274,7 +337,7 @@ def _show(parsed: argparse.Namespace) -> int:
     from eventstore.urls import open_store
 
     pk = _stream_pk(parsed)
-    with open_store(parsed.url) as store:
+    with open_store(parsed.url, blobs=parsed.blobs) as store:
         number = parsed.version
         if number is None:
             head = store.backend.get([records.head_key(pk)])[0]
@@ -298,7 +361,7 @@ def _history(parsed: argparse.Namespace) -> int:
     from eventstore.transfer import version_fields
     from eventstore.urls import open_store
 
-    with open_store(parsed.url) as store:
+    with open_store(parsed.url, blobs=parsed.blobs) as store:
         header = False
         for found in store.reader.stored_states(_stream_pk(parsed)):
             if not header:  # only once the stream is known to exist
@@ -328,7 +391,7 @@ def _export(parsed: argparse.Namespace) -> int:
             f"{duration(report.seconds)}"
         )
 
-    with open_store(parsed.url) as store, line:
+    with open_store(parsed.url, blobs=parsed.blobs) as store, line:
         if parsed.output is None:
             report = export(store, sys.stdout, types=types, progress=show)
         else:
@@ -383,7 +446,7 @@ def _import(parsed: argparse.Namespace) -> int:
         )
 
     try:
-        with open_store(parsed.url) as store, line:
+        with open_store(parsed.url, blobs=parsed.blobs) as store, line:
             report = import_file(store, parsed.file, classes, progress=show)
     except OSError as e:
         raise InvalidInput(f"cannot read {parsed.file!r}: {e.strerror or e}") from e
@@ -408,7 +471,7 @@ def _resource_class(spec: str) -> type[Resource]:
 def _feed(parsed: argparse.Namespace) -> int:
     from eventstore.urls import open_store
 
-    with open_store(parsed.url) as store:
+    with open_store(parsed.url, blobs=parsed.blobs) as store:
         position = parsed.after
         try:
             while True:
@@ -509,7 +572,7 @@ def _check(parsed: argparse.Namespace) -> int:
             f"{duration(report.seconds)}"
         )
 
-    with open_store(parsed.url) as store, line:
+    with open_store(parsed.url, blobs=parsed.blobs) as store, line:
         report = check(store, classes, progress=show)
     for failure in report.failures:
         print(

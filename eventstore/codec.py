@@ -7,6 +7,8 @@ byte  payload
 1     zstd-compressed JSON
 2     zstd-compressed JSON using the keyframe's JSON as a raw-content dictionary: a delta
 3     nothing: the state equals its keyframe's
+64    a pointer to the stored bytes in a blob store (:mod:`eventstore.blobs.offload`, which
+      puts the bytes back before anything decodes them)
 ====  ===================================================================================
 
 New codecs get new bytes; items written with old ones stay readable. Decompression is bounded by
@@ -25,6 +27,8 @@ RAW = 0
 ZSTD = 1
 ZSTD_DELTA = 2
 SAME_AS_BASE = 3
+#: Not a codec: the first byte of a pointer to offloaded bytes.
+OFFLOADED = 0x40
 
 #: States whose JSON is shorter than this are stored raw (zstd's frame overhead would not pay).
 DEFAULT_THRESHOLD = 256
@@ -52,6 +56,11 @@ def _compressor() -> zstandard.ZstdCompressor:
 
 class CodecError(ValueError):
     """Stored bytes cannot be decoded; the store turns this into ``CorruptRecord``."""
+
+
+class Offloaded(CodecError):
+    """The stored bytes are a pointer to a blob store, and nothing put the bytes back: the
+    store was opened without its blob store."""
 
 
 def encode(data: bytes, *, threshold: int = DEFAULT_THRESHOLD) -> bytes:
@@ -193,6 +202,8 @@ def decode(blob: bytes, base: bytes | None = None, *, max_size: int = DEFAULT_MA
         if codec == SAME_AS_BASE:
             return base
         return _bounded(_dictionaries().decompressor(base), payload, max_size)
+    if codec == OFFLOADED:
+        raise Offloaded("the state is in a blob store")
     raise CodecError(f"unknown codec byte {codec}")
 
 

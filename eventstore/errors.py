@@ -276,6 +276,21 @@ class TableNotFound(BackendError, LookupError):
     """The table does not exist. ``store.create_table()`` makes it."""
 
 
+class NoBlobStore(EventStoreError):
+    """A version's state is kept in a blob store (it was larger than ``offload_bytes``), and this
+    store was opened without one: open it with the same ``blobs=`` (``--blobs`` on the command
+    line) as the stores that write it."""
+
+    def __init__(self, resource_type: str, resource_id: str, version: int) -> None:
+        self.resource_type = resource_type
+        self.resource_id = resource_id
+        self.version = version
+        super().__init__(
+            f"{resource_type} {resource_id!r} version {version}: the state is in a blob store; "
+            "open the store with blobs= (the command line's --blobs) to read it"
+        )
+
+
 class BucketNotFound(BackendError, LookupError):
     """The blob store's S3 bucket does not exist. ``store.create_table()`` makes it."""
 

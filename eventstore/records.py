@@ -38,7 +38,13 @@ from eventstore.backends.base import (
     Write,
     index_keys,
 )
-from eventstore.errors import BackendError, CorruptRecord, InvalidInput, SchemaMismatch
+from eventstore.errors import (
+    BackendError,
+    CorruptRecord,
+    InvalidInput,
+    NoBlobStore,
+    SchemaMismatch,
+)
 from eventstore.ids import recorded_at
 from eventstore.keys import (
     HEAD_SK,
@@ -340,6 +346,8 @@ def keyframe_state(pk: str, base: int, item: Mapping[str, Value], max_size: int)
         raise CorruptRecord(*split_pk(pk), base, "keyframe without state bytes")
     try:
         return codec.decode(blob, max_size=max_size)
+    except codec.Offloaded as e:
+        raise NoBlobStore(*split_pk(pk), base) from e
     except codec.CodecError as e:
         raise CorruptRecord(*split_pk(pk), base, f"keyframe: {e}") from e
 
@@ -349,6 +357,8 @@ def state_json(stored: StoredVersion, keyframe: bytes | None, max_size: int) -> 
     JSON (``None`` if it needs none)."""
     try:
         return codec.decode(stored.blob, keyframe, max_size=max_size)
+    except codec.Offloaded as e:
+        raise NoBlobStore(*split_pk(stored.pk), stored.number) from e
     except codec.CodecError as e:
         raise CorruptRecord(*split_pk(stored.pk), stored.number, str(e)) from e
 

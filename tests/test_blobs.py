@@ -561,6 +561,31 @@ def test_erasure_removes_every_object_and_version_of_the_stream(big_store: Event
     assert EventStore(offloading).read_version(Doc, "keep").state == keep.state
 
 
+# --- export and import ---------------------------------------------------------------------
+
+
+def test_export_and_import_carry_large_states(big_store: EventStore, tmp_path: Path) -> None:
+    """An export holds the states themselves (no pointers); importing it into another table
+    with its own blob store offloads them again there."""
+    from eventstore.transfer import export, import_file
+
+    lines = document(1)
+    v = big_store.append(Doc(lines=lines), resource_id="d")
+    lines[3] = "edit"
+    big_store.append(Doc(lines=lines), resource_id="d", expected_version=1)
+    out = tmp_path / "export.jsonl"
+    with out.open("w") as f:
+        assert export(big_store, f).versions == 2
+    assert lines[100] in out.read_text()
+    target = eventstore.open(f"sqlite:///{tmp_path / 'target.db'}", blobs=blobs_url())
+    target.create_table()
+    assert import_file(target, out, [Doc]).versions == 2
+    assert target.read_version(Doc, "d").state.lines == lines
+    assert target.read_version(Doc, "d", 1).version_id == v.version_id
+    assert pointers(target) and pointers(target) == objects(target)
+    target.close()
+
+
 # --- the async store ------------------------------------------------------------------------
 
 

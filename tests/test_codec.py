@@ -299,7 +299,7 @@ def test_reading_with_a_smaller_bound_refuses_big_states(tmp_path: object) -> No
     url = f"sqlite:///{tmp_path}/bound.db"
     writer = eventstore.open(url)
     writer.append(Order(customer="c", lines=["y" * 1000] * 200), resource_id="r")
-    bounded = EventStore(writer.backend, max_state_size=10_000)
+    bounded = EventStore(writer.backend, max_state_bytes=10_000)
     with pytest.raises(CorruptRecord):
         bounded.read_version(Order, "r", 1)
     with pytest.raises(InvalidState):

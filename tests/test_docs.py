@@ -3,7 +3,9 @@
 Blocks of one file run in order in one namespace, in a fresh Python process (as a reader would run
 them: the docs' own ``Order`` is not the test suite's) and a fresh temporary directory (files such
 as ``shop.db`` land there). Blocks fenced as ```python dynamodb run only when DynamoDB Local is up,
-with ``http://127.0.0.1:8000`` replaced by its address and the table created first.
+with ``http://127.0.0.1:8000`` replaced by its address and the table created first. Blocks fenced
+as ```python s3 run only when the test S3 server is up, with ``http://127.0.0.1:8333`` replaced by
+its address.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import DYNAMODB_ENDPOINT
+from tests.conftest import DYNAMODB_ENDPOINT, S3_ENDPOINT
 
 ROOT = Path(__file__).resolve().parent.parent
 FILES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -55,6 +57,10 @@ def test_doc_code_runs(path: Path, tmp_path: Path) -> None:
             if not DYNAMODB_ENDPOINT:
                 continue
             code = code.replace("http://127.0.0.1:8000", DYNAMODB_ENDPOINT)
+        if "s3" in tags.split():
+            if not S3_ENDPOINT:
+                continue
+            code = code.replace("http://127.0.0.1:8333", S3_ENDPOINT)
         program.append((f"{path.name}[block {number}]", code))
     done = subprocess.run(
         [sys.executable, "-c", _DRIVER, f"docs_{path.stem}"],

@@ -37,6 +37,34 @@ def _policy_actions() -> dict[str, set[str]]:
     }
 
 
+#: The IAM action each S3 operation the blob store sends is checked against.
+_S3_ACTIONS = {
+    "PutObject": "s3:PutObject",
+    "GetObject": "s3:GetObject",
+    "ListObjectVersions": "s3:ListBucketVersions",
+    "HeadBucket": "s3:ListBucket",
+    "CreateBucket": "s3:CreateBucket",
+}
+
+
+class S3Recorder:
+    def __init__(self) -> None:
+        self.actions: set[str] = set()
+
+    def attach(self, store: EventStore) -> EventStore:
+        client: Any = store.backend.blobs.client  # type: ignore[attr-defined]
+        client.meta.events.register("provide-client-params.s3.*", self._seen)
+        return store
+
+    def _seen(self, params: dict[str, Any], model: Any, **_: Any) -> None:
+        if model.name == "DeleteObjects":
+            for found in params["Delete"]["Objects"]:
+                versioned = found.get("VersionId")
+                self.actions.add("s3:DeleteObjectVersion" if versioned else "s3:DeleteObject")
+            return
+        self.actions.add(_S3_ACTIONS[model.name])
+
+
 class Recorder:
     def __init__(self) -> None:
         self.actions: set[str] = set()
@@ -130,3 +158,42 @@ def test_the_documented_policy_is_exactly_what_the_library_calls(tmp_path: Path)
         (created | recorder.actions) - policy["EventstoreReadWrite"] - {"DeleteTable"}
     ) - (indexing - {"DescribeTable"})
     assert admin_calls == policy["EventstoreCreateTable"]
+
+
+def test_the_documented_policy_lists_exactly_the_s3_actions(tmp_path: Path) -> None:
+    """A blob store's whole life: create_table, offloaded appends and reads, a trim, an erasure
+    (in a versioned bucket) and the sweep, against SeaweedFS."""
+    from tests.conftest import S3_ENDPOINT, blobs_url
+    from tests.test_blobs import Doc, Kept, document
+
+    if not DYNAMODB_ENDPOINT:
+        pytest.skip("DynamoDB Local is not running (scripts/test starts it)")
+    recorder = S3Recorder()
+    store = recorder.attach(
+        eventstore.open(dynamodb_url(new_table_name()), blobs=blobs_url(), offload_bytes=1024)
+    )
+    store.create_table(feed="inline")
+    created = set(recorder.actions)
+    recorder.actions.clear()
+    import boto3
+
+    boto3.client("s3", endpoint_url=S3_ENDPOINT).put_bucket_versioning(
+        Bucket=store.backend.blobs.bucket,  # type: ignore[attr-defined]
+        VersioningConfiguration={"Status": "Enabled"},
+    )
+    try:
+        lines = document(0.05)
+        for n in range(1, 21):
+            lines = [*lines[:-1], str(n)]
+            store.append(
+                Kept(lines=lines), resource_id="k", expected_version=n - 1 or eventstore.NO_STREAM
+            )
+        v = store.append(Doc(lines=document(0.1)))
+        EventStore(store.backend.inner, blobs=store.backend.blobs).read_version(Doc, v.resource_id)  # type: ignore[attr-defined]
+        store.erase(Doc, v.resource_id)
+        store.collect_blobs()
+    finally:
+        drop(store)
+    policy = _policy_actions()
+    assert recorder.actions == policy["EventstoreBlobs"]
+    assert created == policy["EventstoreBlobsCreate"]

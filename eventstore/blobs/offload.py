@@ -28,7 +28,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Literal
 from urllib.parse import quote
 
-from eventstore import records
+from eventstore import codec, records
 from eventstore.backends.base import (
     Backend,
     ChangeStream,
@@ -58,8 +58,8 @@ DEFAULT_OFFLOAD_BYTES = 64 * 1024
 #: never stale), per store.
 DEFAULT_CACHE_BYTES = 64 * 1024 * 1024
 
-#: First byte of a stored state that is a pointer (the codec's bytes are 0 to 3).
-POINTER = 0x40
+#: First byte of a stored state that is a pointer (registered with the codec's bytes).
+POINTER = codec.OFFLOADED
 _FORMAT = 1
 _DIGEST = 32
 _HEADER = 2 + _DIGEST + 8
