@@ -20,6 +20,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 import eventstore
 from eventstore import (
@@ -616,6 +619,72 @@ def test_the_async_store_with_a_blob_store(store_url: str) -> None:
                 await bridge.call(delete)
 
     asyncio.run(main())
+
+
+# --- invariants, stated over random histories -------------------------------------------------
+
+
+class BlobMachine(RuleBasedStateMachine):
+    """Appends (small edits and rewrites), conflicting commits, trims, erasures and sweeps on an
+    embedded store whose every keyframe and rewrite goes to S3. After every step no item names a
+    missing object and every stream reads back what was appended; after a sweep an hour later,
+    the bucket holds exactly the objects the items name."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.store = eventstore.open("memory://", blobs=blobs_url(), offload_bytes=1024)
+        self.store.create_table()
+        self.model: dict[str, tuple[int, list[str]]] = {}
+
+    streams = st.sampled_from(["a", "b/1", "c"])
+
+    @rule(rid=streams, line=st.integers(0, 30), rewrite=st.booleans())
+    def append(self, rid: str, line: int, rewrite: bool) -> None:
+        version, lines = self.model.get(rid, (0, document(0.01, seed=len(rid))))
+        lines = document(0.01, seed=version + 100) if rewrite else list(lines)
+        lines[line] = f"edit {version}"
+        v = self.store.append(
+            Kept(lines=lines), resource_id=rid, expected_version=version or eventstore.NO_STREAM
+        )
+        self.model[rid] = (v.version, lines)
+
+    @rule(rid=streams)
+    def lose_a_race(self, rid: str) -> None:
+        version, _ = self.model.get(rid, (0, []))
+        with pytest.raises(ConcurrencyError):
+            self.store.append(
+                Kept(lines=document(0.01, seed=999)),
+                resource_id=rid,
+                expected_version=version + 1,
+            )
+
+    @rule(rid=streams)
+    def erase(self, rid: str) -> None:
+        if rid in self.model:
+            self.store.erase(Kept, rid)
+            del self.model[rid]
+            prefix = stream_prefix(stream_pk("blob.Kept", rid))
+            assert not [k for k in objects(self.store) if k.startswith(prefix)]
+
+    @rule()
+    def sweep_an_hour_later(self) -> None:
+        EventStore(self.store.backend, clock=later(1)).collect_blobs(older_than=MIN_GRACE)
+        assert objects(self.store) == pointers(self.store)
+
+    @invariant()
+    def nothing_dangles_and_everything_reads(self) -> None:
+        assert pointers(self.store) <= objects(self.store)
+        fresh = EventStore(self.store.backend.inner, blobs=self.store.backend.blobs)  # type: ignore[attr-defined]
+        for rid, (version, lines) in self.model.items():
+            latest = fresh.read_version(Kept, rid)
+            assert (latest.version, latest.state.lines) == (version, lines)
+
+    def teardown(self) -> None:
+        self.store.close()
+
+
+TestBlobMachine = BlobMachine.TestCase
+TestBlobMachine.settings = settings(max_examples=12, stateful_step_count=20, deadline=None)
 
 
 # --- the child process of test_a_process_killed_between_upload_and_commit ---------------------
