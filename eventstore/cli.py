@@ -97,6 +97,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--type", action="append", dest="types", metavar="TYPE", help="only this type (repeat)"
     )
     export.add_argument("--output", "-o", help="file to write (default: standard output)")
+    export.add_argument(
+        "--decrypt",
+        action="store_true",
+        help="also export encrypted types, in plaintext (shredding cannot reach the file)",
+    )
     load = commands.add_parser(
         "import", help="write the versions of an export into a store (numbers and ids kept)"
     )
@@ -393,9 +398,9 @@ def _export(parsed: argparse.Namespace) -> int:
 
     with open_store(parsed.url, blobs=parsed.blobs) as store, line:
         if parsed.output is None:
-            report = export(store, sys.stdout, types=types, progress=show)
+            report = export(store, sys.stdout, types=types, progress=show, decrypt=parsed.decrypt)
         else:
-            report = _export_to_file(store, parsed.output, types, show)
+            report = _export_to_file(store, parsed.output, types, show, parsed.decrypt)
     skipped = f" ({report.skipped_trimmed:,} trimmed meanwhile)" if report.skipped_trimmed else ""
     print(
         f"exported {report.versions:,} versions of {report.streams:,} streams{skipped}",
@@ -405,7 +410,11 @@ def _export(parsed: argparse.Namespace) -> int:
 
 
 def _export_to_file(
-    store: EventStore, path: str, types: set[str] | None, show: Callable[[Any], None]
+    store: EventStore,
+    path: str,
+    types: set[str] | None,
+    show: Callable[[Any], None],
+    decrypt: bool,
 ) -> Any:
     """Export into a temporary file beside ``path``, renamed to it at the end: an interrupted
     export leaves no file that looks complete."""
@@ -423,7 +432,7 @@ def _export_to_file(
     handle, partial = tempfile.mkstemp(prefix=".export-", suffix=".partial", dir=folder)
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as out:
-            report = export(store, out, types=types, progress=show)
+            report = export(store, out, types=types, progress=show, decrypt=decrypt)
         os.replace(partial, target)
     except BaseException:
         os.unlink(partial)

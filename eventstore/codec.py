@@ -9,6 +9,10 @@ byte  payload
 3     nothing: the state equals its keyframe's
 64    a pointer to the stored bytes in a blob store (:mod:`eventstore.blobs.offload`, which
       puts the bytes back before anything decodes them)
+69    the stored bytes sealed with the subject's data key (:mod:`eventstore.encryption`, which
+      opens them before anything decodes them)
+83    never stored: what a reader sees in place of bytes whose subject's key was shredded
+      (then the subject's name)
 ====  ===================================================================================
 
 New codecs get new bytes; items written with old ones stay readable. Decompression is bounded by
@@ -27,8 +31,11 @@ RAW = 0
 ZSTD = 1
 ZSTD_DELTA = 2
 SAME_AS_BASE = 3
-#: Not a codec: the first byte of a pointer to offloaded bytes.
+#: Not codecs: the first byte of a pointer to offloaded bytes, of sealed bytes, and of what
+#: stands in for bytes whose key was shredded.
 OFFLOADED = 0x40
+ENCRYPTED = 0x45
+SHREDDED = 0x53
 
 #: States whose JSON is shorter than this are stored raw (zstd's frame overhead would not pay).
 DEFAULT_THRESHOLD = 256
@@ -56,6 +63,19 @@ def _compressor() -> zstandard.ZstdCompressor:
 
 class CodecError(ValueError):
     """Stored bytes cannot be decoded; the store turns this into ``CorruptRecord``."""
+
+
+class Sealed(CodecError):
+    """The stored bytes are sealed with a data key, and nothing opened them: the store was
+    opened without a key provider."""
+
+
+class ShreddedState(CodecError):
+    """The subject's key was shredded: the bytes can never be opened."""
+
+    def __init__(self, subject: str) -> None:
+        self.subject = subject
+        super().__init__(f"the key of subject {subject!r} was shredded")
 
 
 class Offloaded(CodecError):
@@ -204,6 +224,10 @@ def decode(blob: bytes, base: bytes | None = None, *, max_size: int = DEFAULT_MA
         return _bounded(_dictionaries().decompressor(base), payload, max_size)
     if codec == OFFLOADED:
         raise Offloaded("the state is in a blob store")
+    if codec == ENCRYPTED:
+        raise Sealed("the state is encrypted")
+    if codec == SHREDDED:
+        raise ShreddedState(payload.decode("utf-8", "replace"))
     raise CodecError(f"unknown codec byte {codec}")
 
 

@@ -14,7 +14,7 @@ from eventstore.backoff import Backoff
 from eventstore.blobs.collect import Sweep, collect
 from eventstore.blobs.offload import Offloading
 from eventstore.erasing import ErasureReport, erase, purge_stream
-from eventstore.errors import ConcurrencyError, InvalidInput
+from eventstore.errors import ConcurrencyError, InvalidInput, WrongType
 from eventstore.inputs import ANY, NO_STREAM, Expect, check_event, check_expected, metadata_json
 from eventstore.keys import check_resource_id, stream_pk
 from eventstore.resource import Resource, Version, check_resource_class, registered_types
@@ -91,7 +91,25 @@ class Ending(StoreSurface):
         same id. :class:`StreamNotFound` if there is nothing to erase."""
         cls = check_resource_class(resource_type)
         pk = stream_pk(cls.resource_type, check_resource_id(resource_id))
+        if cls.encrypted and self.backend.encrypts and not callable(getattr(cls, "subject", None)):
+            # The stream is its own subject: its key goes first, so that an erasure stopped
+            # half-way already leaves every copy unreadable. A subject several streams share
+            # is shredded with shred(subject).
+            self.shred(pk)
         return erase(self.backend, self.clock, pk, indexer=self.indexer, progress=progress)
+
+    def shred(self, subject: str) -> None:
+        """Delete the data key of ``subject`` (a stream's ``"<type>#<id>"``, or what an encrypted
+        type's ``subject()`` returns): every version sealed with it, in this table and in every
+        copy of it (backups, point-in-time recovery, exports, copied files, S3 objects), reads
+        as :class:`Shredded` from now on; replays, the feed and rebuilds pass over them. Other
+        processes that hold the key in memory keep reading for up to five minutes (their key
+        cache's lifetime). Idempotent. The items stay until erased or trimmed.
+        :class:`InvalidInput` on a store without a key provider (``keys=``)."""
+        if not isinstance(subject, str) or not subject:
+            raise WrongType("subject must be a non-empty str")
+        self.backend.shred(subject)
+        self.reader.cache.clear()
 
     def purge(self, resource_type: type[Resource] | None = None) -> int:
         """Remove the versions of ``resource_type`` (or of every type defined in this process)

@@ -152,6 +152,29 @@ class VersionNotFound(EventStoreError, LookupError):
         )
 
 
+class Shredded(VersionNotFound):
+    """The version's state was encrypted with its subject's data key, and that key was shredded
+    (``store.shred(subject)``, or the stream's erasure): no copy of it anywhere can be read
+    again. ``subject`` names whose key it was."""
+
+    def __init__(self, resource_type: str, resource_id: str, version: int, subject: str) -> None:
+        self.subject = subject
+        EventStoreError.__init__(
+            self,
+            f"{resource_type} {resource_id!r} version {version} was encrypted for subject "
+            f"{subject!r}, whose key has been shredded",
+        )
+        self.resource_type = resource_type
+        self.resource_id = resource_id
+        self.requested = version
+        self.remaining = None
+
+
+class KeysMissing(EventStoreError):
+    """An encrypted resource type (``encrypted = True``) was written or read by a store opened
+    without a key provider: open it with ``keys=`` (and the same ``key_store=``)."""
+
+
 class ItemTooLarge(EventStoreError, ValueError):
     """An item would exceed the backend's item size limit (DynamoDB: 400 KB). Nothing was written."""
 

@@ -30,6 +30,12 @@ class KeyframeCache:
             self._entries.move_to_end(pk)
             return entry[1], entry[3]
 
+    def clear(self) -> None:
+        """Forget every keyframe (a subject's key was shredded: its states must not stay here)."""
+        with self._lock:
+            self._entries.clear()
+            self._used = 0
+
     def drop(self, pk: str) -> None:
         """Forget the stream's keyframe (a commit learnt it is not the stream's any more)."""
         with self._lock:

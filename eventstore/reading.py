@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 from eventstore import bridge, codec, records
 from eventstore.backends.base import Backend, Item, SortCondition
 from eventstore.cursors import ReplayPosition
-from eventstore.errors import CorruptRecord, StreamNotFound, VersionNotFound
+from eventstore.errors import CorruptRecord, Shredded, StreamNotFound, VersionNotFound
 from eventstore.ids import parse_version_id
 from eventstore.keyframes import KeyframeCache
 from eventstore.keys import (
@@ -64,7 +64,7 @@ class ReplayPage:
     """Consecutive versions of a replay and the checkpoint right after the last of them: pass
     ``checkpoint`` as ``after=`` to continue with the version that follows. ``skipped`` counts
     the versions this page passed over because another writer trimmed them while they were
-    being read."""
+    being read, or because their subject's key was shredded."""
 
     items: list[Version[Any]]
     checkpoint: str
@@ -272,7 +272,9 @@ class Reader:
                         continue
                     number, is_keyframe = position
                     if is_keyframe:
-                        keyframes[number] = self.keyframe(pk, number, item)
+                        # A shredded keyframe: the version is Shredded too, under its own number.
+                        with contextlib.suppress(Shredded):
+                            keyframes[number] = self.keyframe(pk, number, item)
                     elif top is None:
                         top = records.stored_version(pk, number, item)
                 # A keyframe larger than a page (SQLite's 1 MB) comes alone: the version under
@@ -394,7 +396,10 @@ class Reader:
                 if is_keyframe:
                     # Going backwards a keyframe comes before its group's versions; going
                     # forwards after them, and the pending versions are the ones waiting for it.
-                    keyframes = {number: self.keyframe(pk, number, item)}
+                    try:
+                        keyframes = {number: self.keyframe(pk, number, item)}
+                    except Shredded:
+                        keyframes = {}  # each version of the group is Shredded on its own
                     yield from self._decoded(decode, pending, keyframes, on_trimmed)
                     pending.clear()
                     continue
@@ -422,6 +427,11 @@ class Reader:
                 version = decode(one, keyframes)
             except Expired:
                 continue  # past max_age: not returned by any read
+            except Shredded:
+                if on_trimmed is None:
+                    raise
+                on_trimmed(1)  # a replay passes over it, and counts it
+                continue
             except VersionNotFound:
                 if on_trimmed is None:
                     raise
@@ -589,12 +599,12 @@ class Reader:
                 continue
             base = keyframe_of(number, KEYFRAME_INTERVAL)
             keyframe = found.get(records.keyframe_key(pk, number))
-            known = {base: self.keyframe(pk, base, keyframe)} if keyframe is not None else {}
             stored = records.stored_version(pk, number, item)
             if stored.position is None:
                 # Indexed feeds keep positions in the index only, not on the version item.
                 stored = dataclasses.replace(stored, position=position)
             try:
+                known = {base: self.keyframe(pk, base, keyframe)} if keyframe is not None else {}
                 versions.append(self.decode(cls, stored, known))
             except (VersionNotFound, StreamNotFound):
                 skipped += 1

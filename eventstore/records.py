@@ -42,8 +42,10 @@ from eventstore.errors import (
     BackendError,
     CorruptRecord,
     InvalidInput,
+    KeysMissing,
     NoBlobStore,
     SchemaMismatch,
+    Shredded,
 )
 from eventstore.ids import recorded_at
 from eventstore.keys import (
@@ -72,6 +74,8 @@ METADATA = "m"
 #: (SQLite); POSITION is also a counter's last position.
 FEED_PARTITION, POSITION = POSITION_KEYS
 SCHEMA = "sv"
+#: On the versions and keyframes of encrypted types: the subject whose data key seals the state.
+SUBJECT = "ks"
 DELETED = "del"
 #: Epoch seconds after which DynamoDB's TTL may delete a superseded version (the table's TTL
 #: attribute). Only superseded versions carry it: the latest never expires.
@@ -253,6 +257,8 @@ class StoredVersion:
     #: When DynamoDB may delete it (seconds since the epoch): only superseded versions of types
     #: with ``max_age`` carry one.
     expires: int | None = None
+    #: The subject whose data key seals its state (encrypted types only).
+    subject: str | None = None
 
     @property
     def superseded(self) -> bool:
@@ -277,8 +283,11 @@ def version_item(
     schema: int = 1,
     deleted: bool = False,
     expires: int | None = None,
+    subject: str | None = None,
 ) -> Item:
     item: Item = {PK: pk, SK: version_sk(number), VERSION_ID: version_id, STATE: blob}
+    if subject is not None:
+        item[SUBJECT] = subject
     if expires is not None:
         item[EXPIRES] = expires
     if deleted:
@@ -296,8 +305,13 @@ def version_item(
     return item
 
 
-def keyframe_item(pk: str, base: int, blob: bytes, keyframe_id: str) -> Item:
-    return {PK: pk, SK: keyframe_sk(base), STATE: blob, KEYFRAME_ID: keyframe_id}
+def keyframe_item(
+    pk: str, base: int, blob: bytes, keyframe_id: str, subject: str | None = None
+) -> Item:
+    item: Item = {PK: pk, SK: keyframe_sk(base), STATE: blob, KEYFRAME_ID: keyframe_id}
+    if subject is not None:
+        item[SUBJECT] = subject
+    return item
 
 
 def keyframe_id(item: Mapping[str, Value] | None) -> str | None:
@@ -331,12 +345,18 @@ def stored_version(pk: str, number: int, item: Mapping[str, Value]) -> StoredVer
         schema,
         is_deleted(item),
         _int_or(item, EXPIRES, 0) or None,
+        subject if isinstance(subject := item.get(SUBJECT), str) else None,
     )
 
 
 def sort_position(item: Mapping[str, Value]) -> tuple[int, bool] | None:
     """``(version, False)`` for a version item, ``(base, True)`` for a keyframe, else ``None``."""
     return parse_sk(str(item[SK]))
+
+
+def stream_name(parts: tuple[str, str]) -> str:
+    """``Type 'id'``, for messages."""
+    return f"{parts[0]} {parts[1]!r}"
 
 
 def keyframe_state(pk: str, base: int, item: Mapping[str, Value], max_size: int) -> bytes:
@@ -348,6 +368,13 @@ def keyframe_state(pk: str, base: int, item: Mapping[str, Value], max_size: int)
         return codec.decode(blob, max_size=max_size)
     except codec.Offloaded as e:
         raise NoBlobStore(*split_pk(pk), base) from e
+    except codec.ShreddedState as e:
+        raise Shredded(*split_pk(pk), base, e.subject) from e
+    except codec.Sealed as e:
+        raise KeysMissing(
+            f"{stream_name(split_pk(pk))} version {base} is encrypted: open the store "
+            "with keys= (and the same key_store=) to read it"
+        ) from e
     except codec.CodecError as e:
         raise CorruptRecord(*split_pk(pk), base, f"keyframe: {e}") from e
 
@@ -359,6 +386,13 @@ def state_json(stored: StoredVersion, keyframe: bytes | None, max_size: int) -> 
         return codec.decode(stored.blob, keyframe, max_size=max_size)
     except codec.Offloaded as e:
         raise NoBlobStore(*split_pk(stored.pk), stored.number) from e
+    except codec.ShreddedState as e:
+        raise Shredded(*split_pk(stored.pk), stored.number, e.subject) from e
+    except codec.Sealed as e:
+        raise KeysMissing(
+            f"{stream_name(split_pk(stored.pk))} version {stored.number} is encrypted: open the store "
+            "with keys= (and the same key_store=) to read it"
+        ) from e
     except codec.CodecError as e:
         raise CorruptRecord(*split_pk(stored.pk), stored.number, str(e)) from e
 

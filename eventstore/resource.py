@@ -34,6 +34,11 @@ class Resource(BaseModel):
     - ``upcasters``: for each older schema ``k``, a function turning data (a dict) of schema ``k``
       into data of schema ``k + 1``. Reads apply them step by step, then validate; history is
       never rewritten.
+    - ``encrypted``: store the states sealed with the data key of their subject (AES-256-GCM),
+      so that ``store.shred(subject)`` makes every copy unreadable; needs a store opened with
+      ``keys=``. The subject is the stream (``"<type>#<id>"``) unless the class defines a method
+      ``subject(self) -> str`` (all streams about one person under one key); it must give the
+      same subject for every version of a stream. See docs/encryption.md.
 
     States must survive a JSON round trip: bytes are stored as base64, NaN and infinite floats are
     refused.
@@ -53,6 +58,7 @@ class Resource(BaseModel):
     max_age: ClassVar[timedelta | None] = None
     schema_version: ClassVar[int] = 1
     upcasters: ClassVar[Mapping[int, Callable[[dict[str, Any]], dict[str, Any]]]] = {}
+    encrypted: ClassVar[bool] = False
 
     @classmethod
     def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
@@ -77,11 +83,33 @@ class Resource(BaseModel):
             raise InvalidInput(
                 f"{cls.__name__}.upcasters must map schema versions below {schema} to functions"
             )
+        if not isinstance(cls.encrypted, bool):
+            raise InvalidInput(f"{cls.__name__}.encrypted must be True or False")
         taken = _registry.get(cls.resource_type)
         if taken is not None and _identity(taken) != _identity(cls):
             raise DuplicateResourceType(cls.resource_type, _identity(taken), _identity(cls))
         # Redefining the same class (a notebook cell run again, a reloaded module) replaces it.
         _registry[cls.resource_type] = cls
+
+
+#: Longest subject name accepted (it is stored in each encrypted item and in the key store).
+MAX_SUBJECT_LENGTH = 512
+
+
+def subject_of(state: Resource, pk: str) -> str:
+    """The subject whose key seals ``state``: its ``subject()`` if its class defines one, else
+    the stream's partition key. :class:`InvalidInput` for a subject that is not a non-empty str
+    of at most :data:`MAX_SUBJECT_LENGTH` characters."""
+    method = getattr(type(state), "subject", None)
+    if not callable(method):
+        return pk
+    found = state.subject()  # type: ignore[attr-defined]
+    if not isinstance(found, str) or not 0 < len(found) <= MAX_SUBJECT_LENGTH:
+        raise InvalidInput(
+            f"{type(state).__name__}.subject() must return a non-empty str of at most "
+            f"{MAX_SUBJECT_LENGTH} characters, got {found!r:.80}"
+        )
+    return found
 
 
 def _identity(cls: type) -> str:

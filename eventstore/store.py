@@ -48,7 +48,10 @@ class EventStore(Following, Querying, Everyday, Ending):
     the same atomic write as every new version. ``blobs`` (a :class:`~eventstore.blobs.BlobStore`
     or an ``s3://bucket/prefix`` URL) takes the state bytes of items larger than
     ``offload_bytes`` (DynamoDB's 400 KB item limit then no longer applies); states are at most
-    ``max_state_bytes`` of JSON (64 MB by default), refused above before anything is written. ``cursor_secret`` signs query cursors (default: a
+    ``max_state_bytes`` of JSON (64 MB by default), refused above before anything is written.
+    ``keys`` (a :class:`~eventstore.encryption.KeyProvider`) seals the states of encrypted types
+    with their subject's data key, kept wrapped in ``key_store`` (a backend of its own, apart
+    from this one; :func:`eventstore.open` takes a URL, or derives it from the store's). ``cursor_secret`` signs query cursors (default: a
     random secret kept in the table, shared by every process using it). ``contention_budget`` is
     how many seconds an ``expected_version=ANY`` append keeps retrying lost races.
     ``owns_backend``: whether :meth:`close` closes the backend (``open`` sets it; a store made
@@ -70,6 +73,8 @@ class EventStore(Following, Querying, Everyday, Ending):
         index_on_read: bool = True,
         blobs: BlobStore | str | None = None,
         offload_bytes: int = DEFAULT_OFFLOAD_BYTES,
+        keys: Any = None,
+        key_store: Backend | None = None,
     ) -> None:
         if isinstance(max_state_bytes, bool) or not isinstance(max_state_bytes, int):
             raise WrongType("max_state_bytes must be an int")
@@ -79,6 +84,10 @@ class EventStore(Following, Querying, Everyday, Ending):
             backend = offloading(backend, blobs, offload_bytes)
         elif offload_bytes != DEFAULT_OFFLOAD_BYTES:
             raise InvalidInput("offload_bytes needs a blob store (blobs=)")
+        if keys is not None:
+            backend = encrypting(backend, keys, key_store)
+        elif key_store is not None:
+            raise InvalidInput("key_store needs a key provider (keys=)")
         self.backend = backend
         self.owns_backend = owns_backend
         self.indexes = IndexPlan(projections)
@@ -341,3 +350,21 @@ def offloading(backend: Backend, blobs: BlobStore | str, offload_bytes: int) -> 
     if not isinstance(store, BlobStore):
         raise WrongType(f"blobs must be a BlobStore or an s3:// URL, got {type(blobs).__name__}")
     return Offloading(backend, store, offload_bytes=offload_bytes)
+
+
+def encrypting(backend: Backend, keys: Any, key_store: Backend | None) -> Backend:
+    """``backend`` with the states of encrypted types sealed by ``keys`` (a key provider), their
+    data keys kept in ``key_store``."""
+    from eventstore.encryption.keystore import KeyStore
+    from eventstore.encryption.layer import Encrypting, Keys
+    from eventstore.encryption.providers import KeyProvider
+
+    if not isinstance(keys, KeyProvider):
+        raise WrongType(f"keys must be a KeyProvider, got {type(keys).__name__}")
+    if backend.encrypts:
+        raise InvalidInput("this backend already encrypts")
+    if key_store is None:
+        raise InvalidInput("give key_store= (a backend of its own, apart from the events)")
+    if not isinstance(key_store, Backend):
+        raise WrongType(f"key_store must be a Backend, got {type(key_store).__name__}")
+    return Encrypting(backend, Keys(keys, KeyStore(key_store)))

@@ -90,11 +90,17 @@ def export(
     types: Collection[str | type[Resource]] | None = None,
     progress: Callable[[ExportReport], None] | None = None,
     every: float = 2.0,
+    decrypt: bool = False,
 ) -> ExportReport:
     """Write every retained version of every stream (of ``types``, if given) to ``out``, one
     JSON line each, streams one after another, each oldest version first. Versions trimmed by
     another writer during the export are skipped and counted. ``progress`` is called every
-    ``every`` seconds and at the end."""
+    ``every`` seconds and at the end.
+
+    States of encrypted types would be written in plaintext, where shredding their subject
+    could not reach them: the export refuses them (:class:`InvalidInput`, before writing any of
+    them) unless ``decrypt=True`` says that is meant; versions already shredded are skipped
+    and counted with the trimmed ones."""
     report = ExportReport()
     began = last = time.monotonic()
     types = type_names(types)
@@ -115,6 +121,12 @@ def export(
         listed = head.get(records.LISTING_SK)
         report.streams += 1
         for found in store.reader.stored_states(pk, on_trimmed=skipped):
+            if found.stored.subject is not None and not decrypt:
+                raise InvalidInput(
+                    f"{pk} is of an encrypted type: an export holds states in plaintext, out of "
+                    "reach of shredding; export other types (types=), or pass decrypt=True "
+                    "(eventstore export --decrypt) for a file you will protect yourself"
+                )
             out.write(version_line(found, listed if isinstance(listed, str) else None) + "\n")
             report.versions += 1
         now = time.monotonic()

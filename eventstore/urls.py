@@ -74,12 +74,23 @@ def open_store(
     blobs: BlobStore | str | None = None,
     offload_bytes: int = DEFAULT_OFFLOAD_BYTES,
     max_state_bytes: int = DEFAULT_MAX_SIZE,
+    keys: Any = None,
+    key_store: str | None = None,
     **options: Any,
 ) -> EventStore:
     """Open a store. See :func:`backend_from_url` for the URLs; ``projections``,
     ``cursor_secret``, ``index_on_read``, ``blobs`` (an ``s3://bucket/prefix`` URL or a
-    :class:`~eventstore.blobs.BlobStore`), ``offload_bytes`` and ``max_state_bytes`` go to
+    :class:`~eventstore.blobs.BlobStore`), ``offload_bytes``, ``max_state_bytes``, ``keys`` (a
+    :class:`~eventstore.encryption.KeyProvider`) and ``key_store`` (a store URL; by default
+    derived from ``url``: see :func:`eventstore.encryption.default_key_store`) go to
     :class:`EventStore`, other options to the backend."""
+    keys_backend = None
+    if keys is not None:
+        from eventstore.encryption import default_key_store
+
+        keys_backend = backend_from_url(key_store or default_key_store(url))
+    elif key_store is not None:
+        raise InvalidInput("key_store needs a key provider (keys=)")
     backend = backend_from_url(url, **options)
     try:
         return EventStore(
@@ -91,7 +102,11 @@ def open_store(
             blobs=blobs,
             offload_bytes=offload_bytes,
             max_state_bytes=max_state_bytes,
+            keys=keys,
+            key_store=keys_backend,
         )
     except BaseException:
         backend.close()
+        if keys_backend is not None:
+            keys_backend.close()
         raise

@@ -32,13 +32,14 @@ from eventstore.errors import (
     Conflict,
     ContentionError,
     InvalidInput,
+    KeysMissing,
 )
 from eventstore.ids import issued_at, new_version_id, parse_version_id
 from eventstore.inputs import ANY, NO_STREAM, Checkpoint, Expect
 from eventstore.keys import KEYFRAME_INTERVAL, MAX_VERSION, keyframe_of
 from eventstore.positions import FeedClock
 from eventstore.reading import Reader
-from eventstore.resource import FrozenDict, Resource, Version
+from eventstore.resource import FrozenDict, Resource, Version, subject_of
 
 _log = logging.getLogger("eventstore")
 # A commit that only lost inline feed counter races (somebody else committed each time: the
@@ -173,6 +174,11 @@ class Writer:
         planned from the head the refusal returned, until ``contention_budget`` seconds have
         passed (:class:`ContentionError`); any other mismatch is :class:`ConcurrencyError`
         listing every stream that conflicted."""
+        if not self.backend.encrypts and any(p.cls.encrypted for p in batch):
+            first = next(p for p in batch if p.cls.encrypted)
+            raise KeysMissing(
+                f"{first.cls.__name__} is encrypted: open the store with keys= to write it"
+            )
         streams: dict[str, _Stream] = {}
         for p in batch:
             stream = streams.setdefault(p.pk, _Stream([], p.expected))
@@ -428,11 +434,12 @@ class Writer:
                 vid = new_version_id(number, not_before_ms=s.not_before_ms)
             plan.version_ids.append(vid)
             base = keyframe_of(number, KEYFRAME_INTERVAL)
+            subject = subject_of(p.state, pk) if cls.encrypted else None
             if number == base:
                 plan.frames[base] = p.data
                 if base + KEYFRAME_INTERVAL > target:  # some version of the group is kept
                     keyframe = records.keyframe_item(
-                        pk, base, codec.encode(p.data, threshold=self.threshold), vid
+                        pk, base, codec.encode(p.data, threshold=self.threshold), vid, subject
                     )
                     plan.new_keyframe = vid
                     if expires is not None and base != newest_group:
@@ -459,6 +466,7 @@ class Writer:
                 schema=cls.schema_version if p.restored is None else p.restored.schema,
                 deleted=p.deleted,
                 expires=expires if number != last or p.restored else None,
+                subject=subject,
             )
             plan.items[i] = item
             plan.item_puts[i] = len(plan.puts)

@@ -12,7 +12,9 @@ import eventstore
 from eventstore import errors
 
 
-@pytest.mark.parametrize("package", ["eventstore", "projections"])
+@pytest.mark.parametrize(
+    "package", ["eventstore", "eventstore.blobs", "eventstore.encryption", "projections"]
+)
 def test_all_matches_public_names(package: str) -> None:
     module = importlib.import_module(package)
     public = {

@@ -27,6 +27,7 @@ from eventstore.backends.base import (
     Put,
     SortCondition,
     Update,
+    Write,
 )
 from eventstore.errors import InvalidInput, ItemTooLarge
 from tests.conftest import drop

@@ -53,6 +53,8 @@ def open(
     blobs: BlobStore | str | None = None,
     offload_bytes: int = DEFAULT_OFFLOAD_BYTES,
     max_state_bytes: int = DEFAULT_MAX_SIZE,
+    keys: Any = None,
+    key_store: str | None = None,
     **options: Any,
 ) -> AsyncEventStore:
     """Open an async store: :func:`eventstore.open`'s URLs and options. Use it as
@@ -64,6 +66,13 @@ def open(
         from eventstore.aio.s3 import AsyncS3Blobs
 
         blobs = AsyncS3Blobs.from_url(blobs)
+    keys_backend = None
+    if keys is not None:
+        from eventstore.encryption import default_key_store
+
+        keys_backend = async_backend(key_store or default_key_store(url))
+    elif key_store is not None:
+        raise InvalidInput("key_store needs a key provider (keys=)")
     engine = EventStore(
         async_backend(url, **options),
         projections=projections,
@@ -73,5 +82,7 @@ def open(
         blobs=blobs,
         offload_bytes=offload_bytes,
         max_state_bytes=max_state_bytes,
+        keys=keys,
+        key_store=keys_backend,
     )
     return AsyncEventStore(engine)

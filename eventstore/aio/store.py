@@ -153,6 +153,9 @@ class AsyncEventStore:
     async def purge(self, resource_type: type[Resource] | None = None) -> int:
         return await bridge.call(self.engine.purge, resource_type)
 
+    async def shred(self, subject: str) -> None:
+        await bridge.call(self.engine.shred, subject)
+
     async def collect_blobs(
         self,
         older_than: timedelta = timedelta(hours=1),

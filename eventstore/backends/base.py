@@ -244,6 +244,11 @@ class Backend(abc.ABC):
     #: writes no counter and no entry items.
     feed_in_items: bool = False
 
+    #: Whether the states of encrypted types are sealed on their way to this backend (a backend
+    #: wrapped by :class:`eventstore.encryption.layer.Encrypting`). A store refuses to write an
+    #: encrypted type to any other.
+    encrypts: bool = False
+
     #: The largest item the backend stores (``None``: no limit of its own; the store still bounds
     #: states by ``max_state_bytes``). DynamoDB's is :data:`MAX_ITEM_SIZE`; embedded backends keep
     #: states of any size in their file, in the same transaction as the rest of the commit.
@@ -402,6 +407,12 @@ class Backend(abc.ABC):
         are gone, while its head still refuses appends. Returns how many things went (0 for a
         backend that keeps nothing outside its items)."""
         return 0
+
+    def shred(self, subject: str) -> None:
+        """Backends that :attr:`encrypts`: delete the data key of ``subject``, so that no state
+        sealed with it can be opened again, here or in any copy. Others refuse
+        (:class:`InvalidInput`)."""
+        raise InvalidInput("this store has no key provider (open it with keys=)")
 
     def usage(self) -> Usage:
         """Requests sent and capacity units consumed so far by the calling thread (zeros for an

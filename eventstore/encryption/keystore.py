@@ -1,0 +1,67 @@
+"""Where wrapped data keys live: a table of their own (a DynamoDB table, a SQLite file, memory),
+apart from the events, so that no backup of the events holds a way to read them once a key is
+deleted. One item per subject; the store never updates one, only puts it (first writer wins)
+and deletes it (shredding)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from eventstore.backends.base import Backend, Condition, ConditionFailed, Delete, Item, Put
+from eventstore.errors import BackendError
+
+_PK = "pk"
+_SK = "sk"
+_SLOT = "key"
+_WRAPPED = "w"
+_PROVIDER = "by"
+
+
+def _key(subject: str) -> tuple[str, str]:
+    return (f"subject#{subject}", _SLOT)
+
+
+class KeyStore:
+    """Wrapped data keys by subject, on ``backend`` (which nothing else uses)."""
+
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+
+    def get(self, subject: str) -> tuple[bytes, str] | None:
+        """The wrapped key of ``subject`` and the provider that wrapped it, or ``None``."""
+        item = self.backend.get([_key(subject)], consistent=True)[0]
+        return None if item is None else _parse(item)
+
+    def add(self, subject: str, wrapped: bytes, provider: str) -> tuple[bytes, str]:
+        """Keep ``wrapped`` as the key of ``subject`` unless it already has one; return the key
+        the subject has now (another writer's, if it got there first)."""
+        pk, sk = _key(subject)
+        item: Item = {_PK: pk, _SK: sk, _WRAPPED: wrapped, _PROVIDER: provider}
+        try:
+            self.backend.write([Put(item, condition=Condition(exists=False))])
+        except ConditionFailed as e:
+            if e.item is None:
+                raise
+            return _parse(e.item)
+        return wrapped, provider
+
+    def replace(self, subject: str, old: bytes, wrapped: bytes, provider: str) -> bool:
+        """Put a re-wrapped key in place of ``old`` (a rotation); ``False`` if the subject's key
+        is no longer ``old`` (shredded or rotated meanwhile)."""
+        pk, sk = _key(subject)
+        item: Item = {_PK: pk, _SK: sk, _WRAPPED: wrapped, _PROVIDER: provider}
+        try:
+            self.backend.write([Put(item, condition=Condition(equals={_WRAPPED: old}))])
+        except ConditionFailed:
+            return False
+        return True
+
+    def delete(self, subject: str) -> None:
+        self.backend.write([Delete(_key(subject))])
+
+
+def _parse(item: Mapping[str, object]) -> tuple[bytes, str]:
+    wrapped, provider = item.get(_WRAPPED), item.get(_PROVIDER)
+    if not isinstance(wrapped, bytes) or not isinstance(provider, str):
+        raise BackendError(f"key store item {item.get(_PK)!r} is damaged")
+    return wrapped, provider

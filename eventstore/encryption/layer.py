@@ -1,0 +1,266 @@
+"""Encryption: the step of the state pipeline after compression and before offloading. A backend
+wrapper: the state of every version or keyframe item that names a subject (``records.SUBJECT``,
+set by the writer for encrypted types) is sealed with that subject's data key on its way down,
+and opened on its way up; the store and ``records`` never see ciphertext. A state whose
+subject's key was shredded comes up as a stand-in that ``records`` reads as ``Shredded``."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, Literal
+
+from eventstore import codec, records
+from eventstore.backends.base import (
+    Backend,
+    ChangeStream,
+    Item,
+    Key,
+    Page,
+    Put,
+    SortCondition,
+    TableOptions,
+    Usage,
+    Write,
+)
+from eventstore.encryption.cipher import OVERHEAD, Unsealable, associated, is_sealed, seal, unseal
+from eventstore.encryption.keystore import KeyStore
+from eventstore.encryption.providers import KeyProvider
+from eventstore.errors import CorruptRecord
+from eventstore.keys import split_pk
+
+#: Unwrapped keys a process keeps, and for how long (seconds): a warm writer unwraps (calls
+#: KMS) once per subject per period, not per append. Another process that shreds a subject is
+#: seen here once the period is over.
+DEFAULT_CACHE_KEYS = 10_000
+DEFAULT_CACHE_SECONDS = 300.0
+
+
+class Keys:
+    """Data keys by subject: kept in memory for a while, else unwrapped from the key store,
+    else made (the first writer of a subject wins; the others use its key)."""
+
+    def __init__(
+        self,
+        provider: KeyProvider,
+        store: KeyStore,
+        *,
+        cache_keys: int = DEFAULT_CACHE_KEYS,
+        cache_seconds: float = DEFAULT_CACHE_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.provider = provider
+        self.store = store
+        self._cache: OrderedDict[str, tuple[bytes, float]] = OrderedDict()
+        self._limit = cache_keys
+        self._seconds = cache_seconds
+        self._clock = clock
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def context(subject: str) -> Mapping[str, str]:
+        return {"subject": subject}
+
+    def _cached(self, subject: str) -> bytes | None:
+        with self._lock:
+            found = self._cache.get(subject)
+            if found is None:
+                return None
+            if found[1] < self._clock():
+                del self._cache[subject]
+                return None
+            self._cache.move_to_end(subject)
+            return found[0]
+
+    def _keep(self, subject: str, key: bytes) -> bytes:
+        with self._lock:
+            self._cache[subject] = (key, self._clock() + self._seconds)
+            self._cache.move_to_end(subject)
+            while len(self._cache) > self._limit:
+                self._cache.popitem(last=False)
+        return key
+
+    def for_writing(self, subject: str) -> bytes:
+        key = self._cached(subject)
+        if key is not None:
+            return key
+        found = self.store.get(subject)
+        if found is None:
+            key, wrapped = self.provider.new_key(self.context(subject))
+            found = self.store.add(subject, wrapped, self.provider.name)
+            if found[0] == wrapped:
+                return self._keep(subject, key)
+        return self._keep(subject, self.provider.unwrap(found[0], self.context(subject)))
+
+    def for_reading(self, subject: str) -> bytes | None:
+        """The subject's key; ``None`` when it has none (shredded, or never written)."""
+        key = self._cached(subject)
+        if key is not None:
+            return key
+        found = self.store.get(subject)
+        if found is None:
+            return None
+        return self._keep(subject, self.provider.unwrap(found[0], self.context(subject)))
+
+    def shred(self, subject: str) -> None:
+        """Delete the subject's key from the key store and from this process."""
+        self.store.delete(subject)
+        with self._lock:
+            self._cache.pop(subject, None)
+
+
+class Encrypting(Backend):
+    """``inner`` with the states of encrypted types sealed by their subject's key."""
+
+    encrypts = True
+
+    def __init__(self, inner: Backend, keys: Keys) -> None:
+        self.inner = inner
+        self.keys = keys
+        self.queries_round_once = inner.queries_round_once
+        self.serialised = inner.serialised
+        self.feed_in_items = inner.feed_in_items
+        self.max_item_bytes = inner.max_item_bytes
+        self.max_write_bytes = inner.max_write_bytes
+
+    def __getattr__(self, name: str) -> Any:
+        # What the inner backend offers besides the contract (a blob store, a table's name).
+        if name == "inner":
+            raise AttributeError(name)
+        return getattr(self.inner, name)
+
+    # --- writes ---
+
+    def write(
+        self,
+        writes: Sequence[Write],
+        *,
+        token: str | None = None,
+        conflicts: Literal["retry", "raise"] = "retry",
+    ) -> Mapping[int, int]:
+        return self.inner.write([self._sealed(w) for w in writes], token=token, conflicts=conflicts)
+
+    def _sealed(self, w: Write) -> Write:
+        if not isinstance(w, Put):
+            return w
+        subject, blob = w.item.get(records.SUBJECT), w.item.get(records.STATE)
+        if not isinstance(subject, str) or not isinstance(blob, bytes):
+            return w
+        pk, sk = w.key
+        sealed = seal(self.keys.for_writing(subject), blob, associated(pk, sk, subject))
+        return Put({**w.item, records.STATE: sealed}, w.condition, w.position)
+
+    # --- reads ---
+
+    def _opened(self, items: Iterable[Item]) -> list[Item]:
+        return [self._open(item) for item in items]
+
+    def _open(self, item: Item) -> Item:
+        subject, blob = item.get(records.SUBJECT), item.get(records.STATE)
+        if not isinstance(subject, str) or not isinstance(blob, bytes) or not is_sealed(blob):
+            return item
+        key = self.keys.for_reading(subject)
+        if key is None:
+            stand_in = bytes([codec.SHREDDED]) + subject.encode("utf-8")
+            return {**item, records.STATE: stand_in}
+        pk, sk = str(item[records.PK]), str(item[records.SK])
+        try:
+            data = unseal(key, blob, associated(pk, sk, subject))
+        except Unsealable as e:
+            position = records.sort_position(item)
+            raise CorruptRecord(
+                *split_pk(pk),
+                None if position is None else position[0],
+                f"its state does not open with its subject's key ({e}: damaged, or moved here "
+                "from another item)",
+            ) from e
+        return {**item, records.STATE: data}
+
+    def get(self, keys: Sequence[Key], *, consistent: bool = True) -> list[Item | None]:
+        return [
+            None if item is None else self._open(item)
+            for item in self.inner.get(keys, consistent=consistent)
+        ]
+
+    def query(
+        self,
+        pk: str,
+        *,
+        sk: SortCondition | None = None,
+        index: str | None = None,
+        forward: bool = True,
+        limit: int | None = None,
+        start: Item | None = None,
+        consistent: bool = True,
+    ) -> Page:
+        page = self.inner.query(
+            pk,
+            sk=sk,
+            index=index,
+            forward=forward,
+            limit=limit,
+            start=start,
+            consistent=consistent,
+        )
+        return Page(self._opened(page.items), page.last_key)
+
+    def scan(
+        self,
+        *,
+        segment: int = 0,
+        segments: int = 1,
+        start: Item | None = None,
+        limit: int | None = None,
+    ) -> Page:
+        page = self.inner.scan(segment=segment, segments=segments, start=start, limit=limit)
+        return Page(self._opened(page.items), page.last_key)
+
+    def positioned(self, partition: int, after: int, *, limit: int) -> list[Item]:
+        return self._opened(self.inner.positioned(partition, after, limit=limit))
+
+    # --- the rest is the inner backend's ---
+
+    def last_position(self, partition: int) -> int:
+        return self.inner.last_position(partition)
+
+    def identity(self) -> object | None:
+        return self.inner.identity()
+
+    def change_stream(self) -> ChangeStream | None:
+        return self.inner.change_stream()
+
+    def enable_change_stream(self) -> None:
+        self.inner.enable_change_stream()
+
+    def create_table(self, options: TableOptions | None = None) -> None:
+        self.inner.create_table(options)
+        # The key store gets no options: no point-in-time recovery, no backups (a backup of
+        # the keys would bring shredded subjects back); see docs/encryption.md.
+        self.keys.store.backend.create_table(None)
+
+    def close(self) -> None:
+        try:
+            self.inner.close()
+        finally:
+            self.keys.store.backend.close()
+
+    def forget_stream(self, pk: str) -> int:
+        return self.inner.forget_stream(pk)
+
+    def shred(self, subject: str) -> None:
+        self.keys.shred(subject)
+
+    def forget_deleted(self) -> bool:
+        return self.inner.forget_deleted()
+
+    def usage(self) -> Usage:
+        return self.inner.usage()
+
+    def requests(self) -> int:
+        return self.inner.requests()
+
+
+#: Bytes sealing adds to a state (for size estimates).
+SEALING_OVERHEAD = OVERHEAD
