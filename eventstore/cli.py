@@ -166,12 +166,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         metavar="MINUTES",
         help="only objects older than this (default 60; at least 15, longer than any commit)",
     )
-    for sub in (create, show, history, export, load, check, feed, gc):
+    keys = commands.add_parser(
+        "keys",
+        help="data keys of encrypted types: keys rotate URL (provider from the environment)",
+    )
+    key_commands = keys.add_subparsers(dest="keys_command", required=True)
+    rotate = key_commands.add_parser(
+        "rotate",
+        help="re-wrap every data key under EVENTSTORE_MASTER_KEY (the old ones given in "
+        "EVENTSTORE_PREVIOUS_MASTER_KEYS) or EVENTSTORE_KMS_KEY_ID; states are not rewritten",
+    )
+    rotate.add_argument("url", help="store URL")
+    for sub in (create, show, history, export, load, check, feed, gc, rotate):
         sub.add_argument(
             "--blobs",
             required=sub is gc,
             metavar="S3URL",
             help="the store's blob store of large states, s3://bucket/prefix?region=R",
+        )
+        sub.add_argument(
+            "--key-store",
+            metavar="URL",
+            help="where the data keys of encrypted types are (default: beside the store); the "
+            "key provider comes from EVENTSTORE_MASTER_KEY or EVENTSTORE_KMS_KEY_ID",
         )
     for name in sorted(plugins):
         commands.add_parser(name, help=f"see {name} --help")
@@ -211,6 +228,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _upgrade(parsed)
         elif parsed.command == "blobs":
             return _collect_blobs(parsed)
+        elif parsed.command == "keys":
+            return _rotate_keys(parsed)
     except BrokenPipeError:
         # The reader went away (`eventstore feed URL | head -1`): stop quietly, as Unix tools do.
         import os
@@ -232,11 +251,40 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
+def _open(parsed: argparse.Namespace) -> EventStore:
+    """The store a command names, with its blob store and key provider (from the environment)."""
+    from eventstore.encryption import provider_from_env
+    from eventstore.urls import open_store
+
+    keys = provider_from_env()
+    if keys is None and parsed.key_store:
+        raise InvalidInput(
+            "--key-store needs a key provider: set EVENTSTORE_MASTER_KEY or EVENTSTORE_KMS_KEY_ID"
+        )
+    return open_store(parsed.url, blobs=parsed.blobs, keys=keys, key_store=parsed.key_store)
+
+
+def _rotate_keys(parsed: argparse.Namespace) -> int:
+    from eventstore.encryption import Rotation
+
+    line = ProgressLine(sys.stderr)
+
+    def show(report: Rotation) -> None:
+        line.show(f"  {report.subjects:,} subjects, {report.rewrapped:,} re-wrapped")
+
+    with _open(parsed) as store, line:
+        report = store.rotate_keys(progress=show)
+    print(
+        f"{report.rewrapped:,} data keys re-wrapped, {report.current:,} already current, "
+        f"{report.gone:,} shredded meanwhile, in {duration(report.seconds)}"
+    )
+    return 0
+
+
 def _collect_blobs(parsed: argparse.Namespace) -> int:
     from datetime import timedelta
 
     from eventstore.blobs import Sweep
-    from eventstore.urls import open_store
 
     line = ProgressLine(sys.stderr)
     started = time.monotonic()
@@ -250,7 +298,7 @@ def _collect_blobs(parsed: argparse.Namespace) -> int:
             f"{duration(time.monotonic() - started)}"
         )
 
-    with open_store(parsed.url, blobs=parsed.blobs) as store, line:
+    with _open(parsed) as store, line:
         deleted = store.collect_blobs(timedelta(minutes=parsed.older_than), progress=show)
     sweep = found[-1] if found else Sweep()
     print(
@@ -301,7 +349,6 @@ def _upgrade(parsed: argparse.Namespace) -> int:
 
 def _create_table(parsed: argparse.Namespace) -> int:
     from eventstore.backends.base import TableOptions
-    from eventstore.urls import open_store
 
     tags = {}
     for tag in parsed.tag:
@@ -319,7 +366,7 @@ def _create_table(parsed: argparse.Namespace) -> int:
         stream=parsed.stream,
         deletion_protection=parsed.deletion_protection,
     )
-    with open_store(parsed.url, blobs=parsed.blobs) as store:
+    with _open(parsed) as store:
         store.create_table(
             feed=parsed.feed,
             feed_partitions=parsed.feed_partitions,
@@ -339,10 +386,9 @@ def _show(parsed: argparse.Namespace) -> int:
     from eventstore import records
     from eventstore.errors import StreamNotFound, VersionNotFound
     from eventstore.transfer import version_fields
-    from eventstore.urls import open_store
 
     pk = _stream_pk(parsed)
-    with open_store(parsed.url, blobs=parsed.blobs) as store:
+    with _open(parsed) as store:
         number = parsed.version
         if number is None:
             head = store.backend.get([records.head_key(pk)])[0]
@@ -364,9 +410,8 @@ def _show(parsed: argparse.Namespace) -> int:
 
 def _history(parsed: argparse.Namespace) -> int:
     from eventstore.transfer import version_fields
-    from eventstore.urls import open_store
 
-    with open_store(parsed.url, blobs=parsed.blobs) as store:
+    with _open(parsed) as store:
         header = False
         for found in store.reader.stored_states(_stream_pk(parsed)):
             if not header:  # only once the stream is known to exist
@@ -384,7 +429,6 @@ def _history(parsed: argparse.Namespace) -> int:
 def _export(parsed: argparse.Namespace) -> int:
     from eventstore.keys import check_type_name
     from eventstore.transfer import ExportReport, export
-    from eventstore.urls import open_store
 
     types = None if parsed.types is None else {check_type_name(t) for t in parsed.types}
 
@@ -396,7 +440,7 @@ def _export(parsed: argparse.Namespace) -> int:
             f"{duration(report.seconds)}"
         )
 
-    with open_store(parsed.url, blobs=parsed.blobs) as store, line:
+    with _open(parsed) as store, line:
         if parsed.output is None:
             report = export(store, sys.stdout, types=types, progress=show, decrypt=parsed.decrypt)
         else:
@@ -442,7 +486,6 @@ def _export_to_file(
 
 def _import(parsed: argparse.Namespace) -> int:
     from eventstore.transfer import ImportReport, import_file
-    from eventstore.urls import open_store
 
     classes = [_resource_class(spec) for spec in parsed.types]
 
@@ -455,7 +498,7 @@ def _import(parsed: argparse.Namespace) -> int:
         )
 
     try:
-        with open_store(parsed.url, blobs=parsed.blobs) as store, line:
+        with _open(parsed) as store, line:
             report = import_file(store, parsed.file, classes, progress=show)
     except OSError as e:
         raise InvalidInput(f"cannot read {parsed.file!r}: {e.strerror or e}") from e
@@ -478,9 +521,8 @@ def _resource_class(spec: str) -> type[Resource]:
 
 
 def _feed(parsed: argparse.Namespace) -> int:
-    from eventstore.urls import open_store
 
-    with open_store(parsed.url, blobs=parsed.blobs) as store:
+    with _open(parsed) as store:
         position = parsed.after
         try:
             while True:
@@ -568,7 +610,6 @@ def _index(parsed: argparse.Namespace) -> int:
 
 def _check(parsed: argparse.Namespace) -> int:
     from eventstore.checking import CheckReport, check
-    from eventstore.urls import open_store
 
     classes = [_resource_class(spec) for spec in parsed.types]
 
@@ -581,7 +622,7 @@ def _check(parsed: argparse.Namespace) -> int:
             f"{duration(report.seconds)}"
         )
 
-    with open_store(parsed.url, blobs=parsed.blobs) as store, line:
+    with _open(parsed) as store, line:
         report = check(store, classes, progress=show)
     for failure in report.failures:
         print(

@@ -98,6 +98,18 @@ class Ending(StoreSurface):
             self.shred(pk)
         return erase(self.backend, self.clock, pk, indexer=self.indexer, progress=progress)
 
+    def rotate_keys(self, *, progress: Callable[[Any], None] | None = None) -> Any:
+        """Re-wrap every data key under the key provider's current master key (a new local master
+        key, given the old one as ``previous``; or a new KMS key), without rewriting any state;
+        return an :class:`eventstore.encryption.Rotation`. Readers keep working throughout.
+        :class:`InvalidInput` on a store without a key provider."""
+        keys = getattr(self.backend, "keys", None)
+        if not self.backend.encrypts or keys is None:
+            raise InvalidInput("this store has no key provider (open it with keys=)")
+        from eventstore.encryption.rotation import rotate
+
+        return rotate(keys, progress=progress)
+
     def shred(self, subject: str) -> None:
         """Delete the data key of ``subject`` (a stream's ``"<type>#<id>"``, or what an encrypted
         type's ``subject()`` returns): every version sealed with it, in this table and in every

@@ -7,6 +7,7 @@ import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -23,8 +24,9 @@ from eventstore import (
     records,
 )
 from eventstore.backends.base import Backend, Item, Put
-from eventstore.encryption import LocalKeyProvider, default_key_store
+from eventstore.encryption import KmsKeyProvider, LocalKeyProvider, default_key_store
 from eventstore.keys import stream_pk, version_sk
+from eventstore.local import free_port
 from eventstore.urls import backend_from_url
 from tests.conftest import FEED, blobs_url, drop, scanned
 from tests.interleaving import Interleaving
@@ -230,6 +232,8 @@ def test_two_writers_starting_one_subject_share_one_key(store_url: str) -> None:
         b.append(Visit(person="ada", notes="B's " + SECRET), resource_id="v-b")
 
     between = Interleaving(keys_backend, after=1, action=b_writes)
+    # Keys are bound to the key store's table on DynamoDB: the wrapper names the same one.
+    between.table = getattr(keys_backend, "table", None)  # type: ignore[attr-defined]
     a = EventStore(events, keys=LocalKeyProvider(MASTER), key_store=between)
     a.append(Visit(person="ada", notes="A's " + SECRET), resource_id="v-a")
     assert between.fired
@@ -389,3 +393,169 @@ def test_raw_items_of_the_table_name_the_subject_not_the_state(sealed: EventStor
     sealed.append(Visit(person="ada", notes=SECRET), resource_id="v")
     (item,) = [i for i in scanned(sealed) if str(i[records.SK]).endswith("#v")]
     assert item[records.SUBJECT] == "person:ada"
+
+
+# --- KMS, on moto's server mode: the one KMS endpoint that runs locally -----------------------
+
+
+@pytest.fixture(scope="module")
+def kms() -> Iterator[Any]:
+    """A KMS endpoint on loopback. Amazon ships no local KMS; moto's server mode (a real HTTP
+    server, checking encryption contexts) is what can run here. The tests use it for KMS only."""
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    client = boto3.client(
+        "kms",
+        endpoint_url=f"http://127.0.0.1:{port}",
+        region_name="us-east-1",
+        aws_access_key_id="test",
+        aws_secret_access_key="test",
+    )
+    try:
+        yield client
+    finally:
+        server.stop()
+
+
+class _Watching:
+    """A KMS client whose calls are recorded with their parameters."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        self.seen: list[tuple[str, dict[str, Any]]] = []
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self.client, name)
+
+        def call(**params: Any) -> Any:
+            self.seen.append((name, params))
+            return method(**params)
+
+        return call
+
+
+def test_kms_makes_and_unwraps_keys_with_the_context_checked(kms: Any, store_url: str) -> None:
+    key_id = kms.create_key()["KeyMetadata"]["KeyId"]
+    watching = _Watching(kms)
+    provider = KmsKeyProvider(key_id, client=watching)
+    keys_backend = key_store_of(store_url)
+    store = EventStore(backend_from_url(store_url), keys=provider, key_store=keys_backend)
+    store.create_table(feed=FEED)
+    for n in range(20):
+        store.append(Visit(person="ada", notes=f"{SECRET}{n}"), resource_id=f"v{n}")
+    # A warm writer: one GenerateDataKey for the subject, then nothing per append.
+    assert [name for name, _ in watching.seen] == ["generate_data_key"]
+    context = watching.seen[0][1]["EncryptionContext"]
+    assert context["subject"] == "person:ada"
+    table = getattr(keys_backend, "table", None)
+    assert context.get("keys") == table  # the key store's table, on DynamoDB
+    # A fresh process: one Decrypt, with the same context.
+    fresh = EventStore(
+        store.backend.inner,  # type: ignore[attr-defined]
+        keys=KmsKeyProvider(key_id, client=watching),
+        key_store=keys_backend,
+    )
+    assert fresh.read_version(Visit, "v3").state.notes == f"{SECRET}3"
+    assert watching.seen[-1][0] == "decrypt"
+    assert watching.seen[-1][1]["EncryptionContext"] == context
+    # A wrapped key moved to another subject does not unwrap: KMS checks the context.
+    wrapped, by = fresh.backend.keys.store.get("person:ada")  # type: ignore[attr-defined]
+    fresh.backend.keys.store.add("person:eve", wrapped, by)  # type: ignore[attr-defined]
+    with pytest.raises(CorruptRecord):
+        fresh.backend.keys.for_reading("person:eve")  # type: ignore[attr-defined]
+    drop(store)
+    delete = getattr(keys_backend, "delete_table", None)
+    if delete is not None:
+        delete()
+
+
+def test_rotation_rewraps_keys_and_reads_work_throughout(kms: Any, tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'r.db'}"
+    old, new = os.urandom(32), os.urandom(32)
+    store = eventstore.open(url, keys=LocalKeyProvider(old))
+    store.create_table()
+    for n in range(5):
+        history(store, f"p{n}", 2)
+    store.shred("enc.Patient#p4")
+    store.close()
+    # Readers first get both master keys, then the keys are re-wrapped, while they read.
+    rotating = eventstore.open(url, keys=LocalKeyProvider(new, previous=[old]))
+    reader = eventstore.open(url, keys=LocalKeyProvider(new, previous=[old]))
+    seen: list[Any] = []
+
+    def read_meanwhile(report: Any) -> None:
+        seen.append(report.subjects)
+        assert reader.read_version(Patient, "p0").version == 2
+
+    report = rotating.rotate_keys(progress=read_meanwhile)
+    assert (report.subjects, report.rewrapped, report.current, report.gone) == (4, 4, 0, 0)
+    assert seen
+    assert rotating.rotate_keys().current == 4  # idempotent
+    # Only the new master key is needed from now on, in a new process.
+    after = eventstore.open(url, keys=LocalKeyProvider(new))
+    for n in range(4):
+        assert after.read_version(Patient, f"p{n}").state.name == f"Ada p{n}"
+    with pytest.raises(Shredded):
+        after.read_version(Patient, "p4")
+    with pytest.raises(CorruptRecord):
+        eventstore.open(url, keys=LocalKeyProvider(old)).read_version(Patient, "p1")
+    # And on to KMS: the same rotation re-wraps the local keys under a KMS key.
+    key_id = kms.create_key()["KeyMetadata"]["KeyId"]
+    to_kms = EventStore(
+        backend_from_url(url),
+        keys=_LocalThenKms(new, key_id, kms),
+        key_store=backend_from_url(default_key_store(url)),
+    )
+    assert to_kms.rotate_keys().rewrapped == 4
+    on_kms = EventStore(
+        backend_from_url(url),
+        keys=KmsKeyProvider(key_id, client=kms),
+        key_store=backend_from_url(default_key_store(url)),
+    )
+    assert on_kms.read_version(Patient, "p2").state.name == "Ada p2"
+    for one in (rotating, reader, after):
+        one.close()
+
+
+class _LocalThenKms(KmsKeyProvider):
+    """A KMS provider that can still unwrap keys of a local master key (the move to KMS)."""
+
+    def __init__(self, master: bytes, key_id: str, client: Any) -> None:
+        super().__init__(key_id, client=client)
+        self.local = LocalKeyProvider(master)
+
+    def unwrap(self, wrapped: bytes, context: Any, by: str) -> bytes:
+        if by == self.local.name:
+            return self.local.unwrap(wrapped, context, by)
+        return super().unwrap(wrapped, context, by)
+
+
+def test_the_command_line_reads_and_rotates_with_keys_from_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from eventstore.cli import main
+
+    url = f"sqlite:///{tmp_path / 'c.db'}"
+    old, new = os.urandom(32), os.urandom(32)
+    store = eventstore.open(url, keys=LocalKeyProvider(old))
+    store.create_table()
+    history(store, "p1", 2)
+    store.close()
+    monkeypatch.setenv("EVENTSTORE_MASTER_KEY", old.hex())
+    assert main(["show", url, "enc.Patient", "p1"]) == 0
+    assert "ZEBRA" in capsys.readouterr().out
+    monkeypatch.setenv("EVENTSTORE_MASTER_KEY", new.hex())
+    monkeypatch.setenv("EVENTSTORE_PREVIOUS_MASTER_KEYS", old.hex())
+    assert main(["keys", "rotate", url]) == 0
+    assert "1 data keys re-wrapped" in capsys.readouterr().out
+    monkeypatch.delenv("EVENTSTORE_PREVIOUS_MASTER_KEYS")
+    assert main(["show", url, "enc.Patient", "p1", "--version", "1"]) == 0
+    monkeypatch.delenv("EVENTSTORE_MASTER_KEY")
+    assert main(["show", url, "enc.Patient", "p1"]) == 1
+    assert "KeysMissing" in capsys.readouterr().err
+    monkeypatch.setenv("EVENTSTORE_MASTER_KEY", "not a key")
+    assert main(["show", url, "enc.Patient", "p1"]) == 2

@@ -7,9 +7,63 @@ store apart from the events (``key_store=`` a URL; by default ``<table>-keys`` o
 ``<path>.keys`` beside a SQLite file, memory for ``memory://``). See docs/encryption.md.
 """
 
-from eventstore.encryption.providers import KEY_BYTES, KeyProvider, LocalKeyProvider
+import base64 as _base64
+import binascii as _binascii
+import os as _os
+from collections.abc import Mapping as _Mapping
 
-__all__ = ["KEY_BYTES", "KeyProvider", "LocalKeyProvider", "default_key_store"]
+from eventstore.encryption.providers import (
+    KEY_BYTES,
+    KeyProvider,
+    KmsKeyProvider,
+    LocalKeyProvider,
+)
+from eventstore.encryption.rotation import Rotation
+
+__all__ = [
+    "KEY_BYTES",
+    "KeyProvider",
+    "KmsKeyProvider",
+    "LocalKeyProvider",
+    "Rotation",
+    "default_key_store",
+    "provider_from_env",
+]
+
+
+def _master_key(text: str, name: str) -> bytes:
+    from eventstore.errors import InvalidInput
+
+    text = text.strip()
+    try:
+        raw = (
+            bytes.fromhex(text)
+            if len(text) == 2 * KEY_BYTES
+            else _base64.b64decode(text, validate=True)
+        )
+    except (ValueError, _binascii.Error) as e:
+        raise InvalidInput(f"{name} must be {KEY_BYTES} bytes in hex or base64") from e
+    if len(raw) != KEY_BYTES:
+        raise InvalidInput(f"{name} must be {KEY_BYTES} bytes in hex or base64, got {len(raw)}")
+    return raw
+
+
+def provider_from_env(environ: _Mapping[str, str] | None = None) -> KeyProvider | None:
+    """The key provider the environment names (what the command line uses):
+    ``EVENTSTORE_MASTER_KEY`` (32 bytes, hex or base64; ``EVENTSTORE_PREVIOUS_MASTER_KEYS``,
+    comma-separated, for a rotation) gives a :class:`LocalKeyProvider`,
+    ``EVENTSTORE_KMS_KEY_ID`` a :class:`KmsKeyProvider`; ``None`` when neither is set."""
+    env = _os.environ if environ is None else environ
+    master = env.get("EVENTSTORE_MASTER_KEY")
+    if master:
+        previous = [
+            _master_key(one, "EVENTSTORE_PREVIOUS_MASTER_KEYS")
+            for one in env.get("EVENTSTORE_PREVIOUS_MASTER_KEYS", "").split(",")
+            if one.strip()
+        ]
+        return LocalKeyProvider(_master_key(master, "EVENTSTORE_MASTER_KEY"), previous=previous)
+    kms = env.get("EVENTSTORE_KMS_KEY_ID")
+    return KmsKeyProvider(kms) if kms else None
 
 
 def default_key_store(url: str) -> str:

@@ -5,7 +5,7 @@ and deletes it (shredding)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 
 from eventstore.backends.base import Backend, Condition, ConditionFailed, Delete, Item, Put
 from eventstore.errors import BackendError
@@ -26,6 +26,22 @@ class KeyStore:
 
     def __init__(self, backend: Backend) -> None:
         self.backend = backend
+        #: The key store's table on DynamoDB (keys are bound to it), else empty.
+        table = getattr(backend, "table", None)
+        self.scope = table if isinstance(table, str) else ""
+
+    def subjects(self) -> Iterator[tuple[str, bytes, str]]:
+        """Every subject with its wrapped key and the provider that wrapped it, page by page."""
+        start: Item | None = None
+        while True:
+            page = self.backend.scan(start=start)
+            for item in page.items:
+                pk = str(item.get(_PK, ""))
+                if pk.startswith("subject#") and item.get(_SK) == _SLOT:
+                    yield (pk[len("subject#") :], *_parse(item))
+            if page.last_key is None:
+                return
+            start = page.last_key
 
     def get(self, subject: str) -> tuple[bytes, str] | None:
         """The wrapped key of ``subject`` and the provider that wrapped it, or ``None``."""

@@ -59,9 +59,11 @@ class Keys:
         self._clock = clock
         self._lock = threading.Lock()
 
-    @staticmethod
-    def context(subject: str) -> Mapping[str, str]:
-        return {"subject": subject}
+    def context(self, subject: str) -> Mapping[str, str]:
+        """What a data key is bound to: its subject, and the key store's table when it has one
+        (KMS checks both, and CloudTrail names them)."""
+        scope = self.store.scope
+        return {"subject": subject, **({"keys": scope} if scope else {})}
 
     def _cached(self, subject: str) -> bytes | None:
         with self._lock:
@@ -92,7 +94,7 @@ class Keys:
             found = self.store.add(subject, wrapped, self.provider.name)
             if found[0] == wrapped:
                 return self._keep(subject, key)
-        return self._keep(subject, self.provider.unwrap(found[0], self.context(subject)))
+        return self._keep(subject, self.provider.unwrap(found[0], self.context(subject), found[1]))
 
     def for_reading(self, subject: str) -> bytes | None:
         """The subject's key; ``None`` when it has none (shredded, or never written)."""
@@ -102,7 +104,7 @@ class Keys:
         found = self.store.get(subject)
         if found is None:
             return None
-        return self._keep(subject, self.provider.unwrap(found[0], self.context(subject)))
+        return self._keep(subject, self.provider.unwrap(found[0], self.context(subject), found[1]))
 
     def shred(self, subject: str) -> None:
         """Delete the subject's key from the key store and from this process."""
