@@ -50,6 +50,7 @@ BENCHES = [
     Bench("rebuild", ("bench/rebuild.py",), True),
     Bench("async_appends", ("bench/async_appends.py",), True),
     Bench("blobs", ("bench/blobs.py", "--streams", "3"), True, s3=True),
+    Bench("encryption", ("bench/encryption.py",), True),
 ]
 _BLOCK = re.compile(r"(<!-- bench/run: (?P<name>[\w-]+) -->\n)(.*?)(<!-- /bench/run -->)", re.S)
 

@@ -589,6 +589,27 @@ def test_export_and_import_carry_large_states(big_store: EventStore, tmp_path: P
     target.close()
 
 
+def test_the_command_line_shows_large_states_and_sweeps(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from eventstore.cli import main
+
+    url, blobs = f"sqlite:///{tmp_path / 'cli.db'}", blobs_url()
+    assert main(["create-table", url, "--blobs", blobs]) == 0
+    store = eventstore.open(url, blobs=blobs)
+    lines = document(0.5)
+    store.append(Doc(lines=lines), resource_id="d")
+    store.close()
+    capsys.readouterr()
+    assert main(["show", url, "blob.Doc", "d", "--blobs", blobs]) == 0
+    assert lines[7] in capsys.readouterr().out
+    assert main(["show", url, "blob.Doc", "d"]) == 1  # without its blob store
+    assert "NoBlobStore" in capsys.readouterr().err
+    assert main(["blobs", "gc", url, "--blobs", blobs]) == 0
+    assert "0 objects deleted; 1 listed, 1 younger than 60 minutes kept" in capsys.readouterr().out
+    assert main(["blobs", "gc", url, "--blobs", blobs, "--older-than", "5"]) == 2
+
+
 # --- the async store ------------------------------------------------------------------------
 
 

@@ -156,6 +156,9 @@ class AsyncEventStore:
     async def shred(self, subject: str) -> None:
         await bridge.call(self.engine.shred, subject)
 
+    async def rotate_keys(self, *, progress: Callable[[Any], None] | None = None) -> Any:
+        return await bridge.call(self.engine.rotate_keys, progress=progress)
+
     async def collect_blobs(
         self,
         older_than: timedelta = timedelta(hours=1),
