@@ -348,7 +348,14 @@ def report(data: dict[str, Any], args: argparse.Namespace) -> str:
         "S3 KB up | S3 KB down | ms |",
         "|---|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for key, r in data["results"].items():
+    operations = ["create", "update", "read latest, new process", "read latest, warm"]
+
+    def order(key: str) -> tuple[str, int, str]:
+        label, op, name = key.split("|")
+        return label, operations.index(op) if op in operations else len(operations), name
+
+    for key in sorted(data["results"], key=order):
+        r = data["results"][key]
         label, op, name = key.split("|")
         size = f"{label} ({data['documents'][label] / 1024 / 1024:.1f} MB JSON)"
         out.append(

@@ -221,8 +221,8 @@ def test_tampering_and_swapped_ciphertexts_are_corrupt_record(sealed: EventStore
 
 
 def test_two_writers_starting_one_subject_share_one_key(store_url: str) -> None:
-    """Writer A reads the key store (no key yet); writer B appends meanwhile and makes the key;
-    A's own key then loses the conditional put, and A seals with B's."""
+    """Writer A has made a key for a new subject; writer B appends meanwhile and puts its key
+    first; A's key then loses the conditional put, and A seals with B's."""
     keys_backend = key_store_of(store_url)
     events = backend_from_url(store_url)
     b = EventStore(events, keys=LocalKeyProvider(MASTER), key_store=keys_backend)
@@ -231,7 +231,7 @@ def test_two_writers_starting_one_subject_share_one_key(store_url: str) -> None:
     def b_writes() -> None:
         b.append(Visit(person="ada", notes="B's " + SECRET), resource_id="v-b")
 
-    between = Interleaving(keys_backend, after=1, action=b_writes)
+    between = _BeforeFirstWrite(keys_backend, after=10**9, action=b_writes)
     # Keys are bound to the key store's table on DynamoDB: the wrapper names the same one.
     between.table = getattr(keys_backend, "table", None)  # type: ignore[attr-defined]
     a = EventStore(events, keys=LocalKeyProvider(MASTER), key_store=between)
@@ -247,6 +247,16 @@ def test_two_writers_starting_one_subject_share_one_key(store_url: str) -> None:
         with pytest.raises(Shredded):
             reader.read_version(Visit, rid)
     drop(b)
+
+
+class _BeforeFirstWrite(Interleaving):
+    """Runs ``action`` just before the first write passes through."""
+
+    def write(self, writes: Any, **options: Any) -> Any:
+        if not self.fired:
+            self.fired = True
+            self.action()
+        return self.inner.write(writes, **options)
 
 
 def test_threads_starting_one_subject_make_one_key(sealed: EventStore) -> None:

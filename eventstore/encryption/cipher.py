@@ -4,6 +4,7 @@ version or stream does not open."""
 
 from __future__ import annotations
 
+import functools
 import os
 
 from cryptography.exceptions import InvalidTag
@@ -25,9 +26,20 @@ def associated(pk: str, sk: str, subject: str) -> bytes:
     return b"\x00".join(part.encode("utf-8") for part in (pk, sk, subject))
 
 
+@functools.lru_cache(maxsize=4096)
+def _aead(key: bytes) -> AESGCM:
+    # Building the cipher expands the key (a third of sealing a small state): once per key.
+    return AESGCM(key)
+
+
+def forget_ciphers() -> None:
+    """Drop every expanded key (a subject was shredded: its key must not stay in memory)."""
+    _aead.cache_clear()
+
+
 def seal(key: bytes, data: bytes, aad: bytes) -> bytes:
     nonce = os.urandom(_NONCE)
-    return bytes([codec.ENCRYPTED, _FORMAT]) + nonce + AESGCM(key).encrypt(nonce, data, aad)
+    return bytes([codec.ENCRYPTED, _FORMAT]) + nonce + _aead(key).encrypt(nonce, data, aad)
 
 
 def is_sealed(blob: bytes) -> bool:
@@ -39,6 +51,6 @@ def unseal(key: bytes, blob: bytes, aad: bytes) -> bytes:
         raise Unsealable("not a sealed state of a known format")
     nonce = blob[2 : 2 + _NONCE]
     try:
-        return AESGCM(key).decrypt(nonce, blob[2 + _NONCE :], aad)
+        return _aead(key).decrypt(nonce, blob[2 + _NONCE :], aad)
     except InvalidTag as e:
         raise Unsealable("the authentication tag does not match") from e

@@ -25,7 +25,15 @@ from eventstore.backends.base import (
     Usage,
     Write,
 )
-from eventstore.encryption.cipher import OVERHEAD, Unsealable, associated, is_sealed, seal, unseal
+from eventstore.encryption.cipher import (
+    OVERHEAD,
+    Unsealable,
+    associated,
+    forget_ciphers,
+    is_sealed,
+    seal,
+    unseal,
+)
 from eventstore.encryption.keystore import KeyStore
 from eventstore.encryption.providers import KeyProvider
 from eventstore.errors import CorruptRecord
@@ -84,11 +92,14 @@ class Keys:
                 self._cache.popitem(last=False)
         return key
 
-    def for_writing(self, subject: str) -> bytes:
+    def for_writing(self, subject: str, *, likely_new: bool = False) -> bytes:
+        """The subject's key, made if it has none. ``likely_new`` (the first version of a
+        stream): try to put a new key at once rather than read first, one request fewer when
+        the stream is its own subject."""
         key = self._cached(subject)
         if key is not None:
             return key
-        found = self.store.get(subject)
+        found = None if likely_new else self.store.get(subject)
         if found is None:
             key, wrapped = self.provider.new_key(self.context(subject))
             found = self.store.add(subject, wrapped, self.provider.name)
@@ -111,6 +122,7 @@ class Keys:
         self.store.delete(subject)
         with self._lock:
             self._cache.pop(subject, None)
+        forget_ciphers()
 
 
 class Encrypting(Backend):
@@ -151,7 +163,9 @@ class Encrypting(Backend):
         if not isinstance(subject, str) or not isinstance(blob, bytes):
             return w
         pk, sk = w.key
-        sealed = seal(self.keys.for_writing(subject), blob, associated(pk, sk, subject))
+        position = records.sort_position(w.item)
+        key = self.keys.for_writing(subject, likely_new=position in _FIRST)
+        sealed = seal(key, blob, associated(pk, sk, subject))
         return Put({**w.item, records.STATE: sealed}, w.condition, w.position)
 
     # --- reads ---
@@ -263,6 +277,9 @@ class Encrypting(Backend):
     def requests(self) -> int:
         return self.inner.requests()
 
+
+# The slots of a stream's first version: its version item and its group's keyframe.
+_FIRST = ((1, False), (1, True))
 
 #: Bytes sealing adds to a state (for size estimates).
 SEALING_OVERHEAD = OVERHEAD
