@@ -81,6 +81,7 @@ def format_report(report: RebuildReport) -> str:
         ("updated", f"{report.updated:,}"),
         ("unchanged", f"{report.unchanged:,}"),
         ("skipped as newer", f"{report.skipped_newer:,}"),
+        *([("shredded", f"{report.shredded:,}")] if report.shredded else []),
         ("time", duration(report.seconds)),
     ]
     head = f"rebuilt {report.resource_type}/{report.projection}"

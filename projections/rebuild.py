@@ -36,7 +36,13 @@ from typing import Any
 from eventstore import records
 from eventstore.backends.base import ConditionFailed, Delete, Item, Key, Put, Value, index_keys
 from eventstore.console import duration
-from eventstore.errors import BackendError, InvalidInput, ProjectionError, VersionNotFound
+from eventstore.errors import (
+    BackendError,
+    InvalidInput,
+    ProjectionError,
+    Shredded,
+    VersionNotFound,
+)
 from eventstore.indexing import IndexProjection, compute_key, index_partition, unchanged
 from eventstore.keys import KEYFRAME_INTERVAL, keyframe_of
 from eventstore.querying import start_key
@@ -55,7 +61,9 @@ _READ_ROUNDS = 3
 
 @dataclass
 class RebuildReport:
-    """What a rebuild did. ``scanned`` = ``updated`` + ``unchanged`` + ``skipped_newer``.
+    """What a rebuild did. ``scanned`` = ``updated`` + ``unchanged`` + ``skipped_newer`` +
+    ``shredded`` (heads of encrypted streams whose subject's key was shredded: passed over, their
+    index entries left as they were).
 
     ``total`` is the number of heads the run had to visit when it started (only counted when a
     ``progress`` callback is given); ``resumed`` says whether it continued from a checkpoint.
@@ -68,6 +76,7 @@ class RebuildReport:
     updated: int = 0
     unchanged: int = 0
     skipped_newer: int = 0
+    shredded: int = 0
     seconds: float = 0.0
     total: int | None = None
     resumed: bool = False
@@ -79,12 +88,14 @@ class RebuildReport:
         self.updated += other.updated
         self.unchanged += other.unchanged
         self.skipped_newer += other.skipped_newer
+        self.shredded += other.shredded
 
     def __str__(self) -> str:
         return (
             f"{self.resource_type}/{self.projection}: scanned {self.scanned}, updated "
             f"{self.updated}, unchanged {self.unchanged}, skipped as newer {self.skipped_newer}, "
-            f"{duration(self.seconds)}"
+            + (f"shredded {self.shredded}, " if self.shredded else "")
+            + f"{duration(self.seconds)}"
         )
 
 
@@ -94,6 +105,7 @@ class _Counts:
     updated: int = 0
     unchanged: int = 0
     skipped_newer: int = 0
+    shredded: int = 0
 
 
 @dataclass
@@ -247,9 +259,12 @@ def _process(store: EventStore, projection: IndexProjection, chunk: list[Item]) 
                 continue
             base = keyframe_of(number, KEYFRAME_INTERVAL)
             reader = store.reader
-            known = {base: reader.keyframe(pk, base, keyframe)} if keyframe else {}
             try:
+                known = {base: reader.keyframe(pk, base, keyframe)} if keyframe else {}
                 state = reader.decode(cls, records.stored_version(pk, number, item), known).state
+            except Shredded:
+                counts.shredded += 1  # nothing of it can be read again: passed over
+                continue
             except VersionNotFound:
                 # Trimmed between the batch reads: the append that trimmed it moved the head on.
                 again.append((pk, current + 1))
@@ -290,7 +305,8 @@ def _load_checkpoint(store: EventStore, key: Key) -> tuple[Item | None, _Counts,
     try:
         saved = json.loads(raw) if isinstance(raw, str) else None
         if isinstance(saved, dict) and "position" in saved:
-            counts = _Counts(**{name: int(saved[name]) for name in _COUNTED})
+            # Counts a version of the library did not keep yet read as 0.
+            counts = _Counts(**{name: int(saved.get(name, 0)) for name in _COUNTED})
             position, seconds = saved["position"], float(saved["seconds"])
         else:  # saved by a version that kept only the position
             position, counts, seconds = saved, _Counts(), 0.0
@@ -301,7 +317,7 @@ def _load_checkpoint(store: EventStore, key: Key) -> tuple[Item | None, _Counts,
     return position, counts, seconds
 
 
-_COUNTED = ("scanned", "updated", "unchanged", "skipped_newer")
+_COUNTED = ("scanned", "updated", "unchanged", "skipped_newer", "shredded")
 
 
 def _save(store: EventStore, saved: _Checkpoint, position: Item, report: RebuildReport) -> None:

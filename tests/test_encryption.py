@@ -569,3 +569,23 @@ def test_the_command_line_reads_and_rotates_with_keys_from_the_environment(
     assert "KeysMissing" in capsys.readouterr().err
     monkeypatch.setenv("EVENTSTORE_MASTER_KEY", "not a key")
     assert main(["show", url, "enc.Patient", "p1"]) == 2
+
+
+def test_a_rebuild_passes_over_shredded_streams_and_counts_them(sealed: EventStore) -> None:
+    import projections
+    from projections import Projection
+
+    class ByName(Projection[Patient]):
+        name = "by_name"
+        index = "gsi1"
+
+        def key(self, patient: Patient) -> tuple[str, str]:
+            return ("patients", patient.name)
+
+    history(sealed, "p1", 2)
+    history(sealed, "p2", 3)
+    sealed.shred("enc.Patient#p1")
+    declared = EventStore(sealed.backend, projections=[ByName()])
+    report = projections.rebuild(declared, ByName)
+    assert (report.scanned, report.updated, report.shredded) == (2, 1, 1)
+    assert "shredded 1" in str(report)
