@@ -100,7 +100,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     export.add_argument(
         "--decrypt",
         action="store_true",
-        help="also export encrypted types, in plaintext (shredding cannot reach the file)",
+        help="write encrypted types in plaintext (by default they stay sealed with their "
+        "subject's key, so shredding reaches the file too)",
     )
     load = commands.add_parser(
         "import", help="write the versions of an export into a store (numbers and ids kept)"

@@ -6,12 +6,16 @@ stored with, so an import stores the same bytes: ``{"state":{...},"type":"Order"
 "version":3,"version_id":"...","recorded_at":"...","schema":1,"event":"paid","metadata":{...},
 "deleted":false,"expires":null,"listed":"..."}``. ``listed`` is the id the stream's head is
 listed by (its creation order), ``expires`` the expiry of a superseded version of a type with
-``max_age``.
+``max_age``. A version of an encrypted type is written sealed with its subject's key instead:
+``{"sealed":"<base64>","subject":"...",...}`` (the same fields after).
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import contextlib
+import dataclasses
 import json
 import time
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
@@ -21,7 +25,14 @@ from typing import Any, TextIO
 
 from eventstore import records
 from eventstore.backends.base import Item, Value
-from eventstore.errors import ConcurrencyError, InvalidInput, InvalidKey, WrongType
+from eventstore.errors import (
+    ConcurrencyError,
+    InvalidInput,
+    InvalidKey,
+    KeysMissing,
+    Shredded,
+    WrongType,
+)
 from eventstore.ids import parse_version_id, recorded_at
 from eventstore.inputs import NO_STREAM, Expect, metadata_json
 from eventstore.keys import check_resource_id, check_type_name, split_pk, stream_pk
@@ -97,10 +108,11 @@ def export(
     another writer during the export are skipped and counted. ``progress`` is called every
     ``every`` seconds and at the end.
 
-    States of encrypted types would be written in plaintext, where shredding their subject
-    could not reach them: the export refuses them (:class:`InvalidInput`, before writing any of
-    them) unless ``decrypt=True`` says that is meant; versions already shredded are skipped
-    and counted with the trimmed ones."""
+    States of encrypted types stay encrypted: each is sealed with its subject's data key (bound
+    to its stream and version), so shredding the subject reaches the file too, and no key is
+    written into it; an import opens them with the same key store. ``decrypt=True`` writes them
+    in plaintext instead, for a file you protect yourself. Versions already shredded are
+    skipped and counted with the trimmed ones."""
     report = ExportReport()
     began = last = time.monotonic()
     types = type_names(types)
@@ -121,13 +133,10 @@ def export(
         listed = head.get(records.LISTING_SK)
         report.streams += 1
         for found in store.reader.stored_states(pk, on_trimmed=skipped):
+            line = version_line(found, listed if isinstance(listed, str) else None)
             if found.stored.subject is not None and not decrypt:
-                raise InvalidInput(
-                    f"{pk} is of an encrypted type: an export holds states in plaintext, out of "
-                    "reach of shredding; export other types (types=), or pass decrypt=True "
-                    "(eventstore export --decrypt) for a file you will protect yourself"
-                )
-            out.write(version_line(found, listed if isinstance(listed, str) else None) + "\n")
+                line = _sealed_line(store, found, line)
+            out.write(line + "\n")
             report.versions += 1
         now = time.monotonic()
         if progress is not None and now - last >= every:
@@ -137,6 +146,58 @@ def export(
     if progress is not None:
         progress(report)
     return report
+
+
+_SEALED_PREFIX = '{"sealed":'
+
+
+def _export_aad(pk: str, number: int, subject: str) -> bytes:
+    return b"\x00".join(x.encode() for x in ("eventstore export", pk, str(number), subject))
+
+
+def _keys(store: EventStore) -> Any:
+    keys = getattr(store.backend, "keys", None) if store.backend.encrypts else None
+    if keys is None:
+        raise KeysMissing(
+            "the export holds encrypted states: open the store with keys= (and the key store "
+            "of the store it came from)"
+        )
+    return keys
+
+
+def _sealed_line(store: EventStore, found: StoredState, line: str) -> str:
+    """``line`` with its state sealed by the subject's key: ``{"sealed":..., "subject":...}``."""
+    from eventstore.encryption.cipher import seal
+
+    subject = found.stored.subject
+    assert subject is not None
+    key = _keys(store).for_reading(subject)
+    if key is None:
+        raise Shredded(*split_pk(found.stored.pk), found.stored.number, subject)
+    sealed = seal(key, found.state, _export_aad(found.stored.pk, found.stored.number, subject))
+    rest = line[len(_STATE_PREFIX) + len(found.state) + 1 :]
+    head = json.dumps({"sealed": base64.b64encode(sealed).decode(), "subject": subject})
+    return head[:-1] + "," + rest
+
+
+def _opened(store: EventStore, one: ExportedVersion) -> ExportedVersion | None:
+    """``one`` with its state opened, if it was sealed; ``None`` when its subject's key was
+    shredded since the export."""
+    if one.subject is None:
+        return one
+    from eventstore.encryption.cipher import Unsealable, unseal
+
+    key = _keys(store).for_reading(one.subject)
+    if key is None:
+        return None
+    try:
+        state = unseal(key, one.state, _export_aad(one.pk, one.number, one.subject))
+    except Unsealable as e:
+        raise InvalidInput(
+            f"line {one.line}: the sealed state does not open with its subject's key ({e}: "
+            "another key store, or a damaged line)"
+        ) from e
+    return dataclasses.replace(one, state=state, subject=None)
 
 
 @dataclass(frozen=True)
@@ -154,7 +215,9 @@ class ExportedVersion:
     deleted: bool
     expires: int | None
     listed: str | None
+    #: The state's JSON; for a line of an encrypted type, its sealed bytes (``subject`` set).
     state: bytes
+    subject: str | None = None
 
     @property
     def pk(self) -> str:
@@ -167,15 +230,25 @@ def parse_line(text: str, line: int) -> ExportedVersion:
     def bad(reason: str) -> InvalidInput:
         return InvalidInput(f"line {line}: {reason}")
 
-    if not text.startswith(_STATE_PREFIX):
-        raise bad('not an eventstore export line (it must start with {"state":)')
+    sealed = text.startswith(_SEALED_PREFIX)
+    if not sealed and not text.startswith(_STATE_PREFIX):
+        raise bad('not an eventstore export line (it must start with {"state": or {"sealed":)')
     try:
-        _, end = _DECODER.raw_decode(text, len(_STATE_PREFIX))
+        end = 0 if sealed else _DECODER.raw_decode(text, len(_STATE_PREFIX))[1]
         fields = json.loads(text)
     except ValueError as e:
         raise bad(f"not JSON: {e}") from e
     if not isinstance(fields, dict):
         raise bad("not a JSON object")
+    state, subject = text[len(_STATE_PREFIX) : end].encode(), None
+    if sealed:
+        subject = fields.get("subject")
+        if not isinstance(subject, str) or not subject:
+            raise bad("a sealed state without its subject")
+        try:
+            state = base64.b64decode(fields["sealed"], validate=True)
+        except (ValueError, TypeError, binascii.Error) as e:
+            raise bad(f"the sealed state is not base64: {e}") from e
     try:
         number, vid = fields["version"], fields["version_id"]
         if isinstance(number, bool) or not isinstance(number, int) or number < 1:
@@ -208,7 +281,8 @@ def parse_line(text: str, line: int) -> ExportedVersion:
             fields["deleted"],
             expires,
             listed,
-            text[len(_STATE_PREFIX) : end].encode(),
+            state,
+            subject,
         )
     except KeyError as e:
         raise bad(f"missing field {e}") from e
@@ -289,12 +363,14 @@ def type_names(types: object) -> set[str] | None:
 class ImportReport:
     """``versions`` written in ``commits``; ``present`` versions were already there (a rerun
     of the same import skips them); ``expired`` versions were left out because DynamoDB had
-    already deleted a newer expired version of their stream (they are past ``max_age`` too)."""
+    already deleted a newer expired version of their stream (they are past ``max_age`` too);
+    ``shredded`` versions were sealed for a subject whose key was shredded since the export."""
 
     streams: int = 0
     versions: int = 0
     present: int = 0
     expired: int = 0
+    shredded: int = 0
     commits: int = 0
     seconds: float = 0.0
 
@@ -328,13 +404,21 @@ def import_file(
                     f"line {stream[0].line}: no class given for type {stream[0].resource_type}"
                 )
             for one in stream:
-                _state(cls, one)
+                opened = _opened(store, one)
+                if opened is not None:
+                    _state(cls, opened)
     report = ImportReport()
     last = time.monotonic()
     with _lines(path) as lines:
         for stream in exported_streams(lines):
+            found = [_opened(store, one) for one in stream]
+            readable = [one for one in found if one is not None]
+            if len(readable) < len(found):
+                # Its subject was shredded since the export: nothing of it can be read.
+                report.shredded += len(found) - len(readable)
+                continue
             _import_stream(
-                store, by_name[stream[0].resource_type], _after_gap(stream, report), report
+                store, by_name[stream[0].resource_type], _after_gap(readable, report), report
             )
             now = time.monotonic()
             if progress is not None and now - last >= every:

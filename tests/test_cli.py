@@ -606,7 +606,7 @@ def test_export_output_files(
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        _export_to_file(store, str(target), None, interrupted)
+        _export_to_file(store, str(target), None, interrupted, False)
     assert not target.exists()
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".partial")]
     assert main(["export", sqlite_url, "-o", str(target)]) == 0

@@ -20,6 +20,7 @@ from eventstore import (
     KeysMissing,
     Resource,
     Shredded,
+    StreamNotFound,
     VersionNotFound,
     records,
 )
@@ -341,18 +342,50 @@ def test_bad_key_providers_and_subjects_are_refused() -> None:
         store.append(Patient(name="a", notes="b"), resource_id="r", expected_version=3)
 
 
-def test_export_refuses_plaintext_of_encrypted_types(sealed: EventStore, tmp_path: Path) -> None:
-    from eventstore.transfer import export
+def test_an_export_keeps_encrypted_states_sealed(sealed: EventStore, tmp_path: Path) -> None:
+    """No byte of an encrypted state in the file, no key either; an import into another table
+    with the same key store opens them; once the subject is shredded, the file's copy of it is
+    gone too (skipped and counted), while plaintext exports are there only when asked for."""
+    from eventstore.transfer import export, import_file
 
-    history(sealed, "p1", 2)
-    sealed.append(Plain(notes="n"), resource_id="x")
+    states = history(sealed, "p1", 3)
+    history(sealed, "p2", 2)
+    sealed.append(Plain(notes="plain notes"), resource_id="x")
     out = tmp_path / "e.jsonl"
-    with out.open("w") as f, pytest.raises(InvalidInput):
-        export(sealed, f)
     with out.open("w") as f:
-        assert export(sealed, f, types=["enc.Plain"]).versions == 1
+        assert export(sealed, f).versions == 6
+    text = out.read_text()
+    assert "ZEBRA" not in text and "plain notes" in text
+    assert text.count('{"sealed":') == 5
+    keys = sealed.backend.keys.store.backend  # type: ignore[attr-defined]
+
+    def target(name: str) -> EventStore:
+        store = EventStore(
+            backend_from_url(f"sqlite:///{tmp_path / name}"),
+            keys=LocalKeyProvider(MASTER),
+            key_store=keys,
+        )
+        store.create_table()
+        return store
+
+    first = target("a.db")
+    report = import_file(first, out, [Patient, Plain])
+    assert (report.versions, report.shredded) == (6, 0)
+    assert [v.state for v in first.read_stream(Patient, "p1")] == states
+    sealed.shred("enc.Patient#p1")
+    second = target("b.db")
+    report = import_file(second, out, [Patient, Plain])
+    assert (report.versions, report.shredded) == (3, 3)
+    with pytest.raises(StreamNotFound):  # not there at all
+        second.read_version(Patient, "p1")
+    # Without keys the file cannot be imported; with decrypt=True it is written in plaintext.
+    plain = eventstore.open(f"sqlite:///{tmp_path / 'c.db'}")
+    plain.create_table()
+    with pytest.raises(KeysMissing):
+        import_file(plain, out, [Patient, Plain])
     with out.open("w") as f:
-        assert export(sealed, f, decrypt=True).versions == 3
+        assert export(sealed, f, decrypt=True).versions == 3  # p1 is shredded: skipped
+    assert "ZEBRA" in out.read_text()
 
 
 def test_offloaded_states_are_sealed_before_they_go_to_s3(tmp_path: Path) -> None:
