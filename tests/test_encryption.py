@@ -622,3 +622,25 @@ def test_a_rebuild_passes_over_shredded_streams_and_counts_them(sealed: EventSto
     report = projections.rebuild(declared, ByName)
     assert (report.scanned, report.updated, report.shredded) == (2, 1, 1)
     assert "shredded 1" in str(report)
+
+
+def test_the_dynamodb_key_store_is_made_without_a_stream(
+    tmp_path: Path,
+) -> None:
+    """The events table gets the indexed feed's stream; the key store none (nothing of a
+    shredded key may linger in a stream for 24 hours), and no options of the events table."""
+    from tests.conftest import DYNAMODB_ENDPOINT, dynamodb_url, new_table_name
+
+    if not DYNAMODB_ENDPOINT:
+        pytest.skip("DynamoDB Local is not running (scripts/test starts it)")
+    url = dynamodb_url(new_table_name())
+    store = eventstore.open(url, keys=LocalKeyProvider(MASTER))
+    store.create_table(feed="indexed")
+    keys = store.backend.keys.store.backend  # type: ignore[attr-defined]
+    assert keys.table == store.backend.table + "-keys"  # type: ignore[attr-defined]
+    events = keys.client.describe_table(TableName=store.backend.table)["Table"]  # type: ignore[attr-defined]
+    described = keys.client.describe_table(TableName=keys.table)["Table"]
+    assert events.get("StreamSpecification", {}).get("StreamEnabled")
+    assert not described.get("StreamSpecification", {}).get("StreamEnabled")
+    drop(store)
+    keys.delete_table()
