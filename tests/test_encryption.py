@@ -10,6 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 import eventstore
 from eventstore import (
@@ -644,3 +647,74 @@ def test_the_dynamodb_key_store_is_made_without_a_stream(
     assert not described.get("StreamSpecification", {}).get("StreamEnabled")
     drop(store)
     keys.delete_table()
+
+
+# --- invariants over random histories ------------------------------------------------------------
+
+
+class ShreddingMachine(RuleBasedStateMachine):
+    """Appends to streams of two people, shredding people (and writing for them again, under a
+    new key), erasing streams: every version sealed with a key that still exists reads back,
+    every other one is Shredded (never CorruptRecord), and the table never holds a byte of a
+    state."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.store = eventstore.open("memory://", keys=LocalKeyProvider(MASTER))
+        self.store.create_table()
+        self.streams: dict[str, tuple[str, list[str]]] = {}  # id -> (person, notes by version)
+        self.shredded: set[str] = set()
+        self.alive: dict[tuple[str, int], bool] = {}  # (id, version) -> its key still exists
+
+    @rule(rid=st.sampled_from(["a", "b", "c", "d"]), person=st.sampled_from(["ann", "bob"]))
+    def append(self, rid: str, person: str) -> None:
+        owner, notes = self.streams.get(rid, (person, []))
+        text = f"ZEBRA-{rid}-{len(notes)}"
+        self.store.append(
+            Visit(person=owner, notes=text),
+            resource_id=rid,
+            expected_version=len(notes) or eventstore.NO_STREAM,
+        )
+        # Writing for a shredded person makes a new key: what it seals reads again, what the
+        # old key sealed stays Shredded.
+        self.alive[(rid, len(notes) + 1)] = True
+        self.shredded.discard(f"person:{owner}")
+        self.streams[rid] = (owner, [*notes, text])
+
+    @rule(person=st.sampled_from(["ann", "bob"]))
+    def shred(self, person: str) -> None:
+        self.store.shred(f"person:{person}")
+        self.shredded.add(f"person:{person}")
+        for rid, (owner, notes) in self.streams.items():
+            if owner == person:
+                for number in range(1, len(notes) + 1):
+                    self.alive[(rid, number)] = False
+
+    @rule(rid=st.sampled_from(["a", "b", "c", "d"]))
+    def erase(self, rid: str) -> None:
+        if rid in self.streams:
+            self.store.erase(Visit, rid)
+            number = len(self.streams.pop(rid)[1])
+            for n in range(1, number + 1):
+                self.alive.pop((rid, n), None)
+
+    @invariant()
+    def reads_follow_the_keys(self) -> None:
+        for rid, (_, notes) in self.streams.items():
+            for number, text in enumerate(notes, start=1):
+                if not self.alive[(rid, number)]:
+                    with pytest.raises(Shredded):
+                        self.store.read_version(Visit, rid, number)
+                else:
+                    assert self.store.read_version(Visit, rid, number).state.notes == text
+        needle = b"ZEBRA"
+        assert not any(
+            needle in v for i in raw(self.store) for v in i.values() if isinstance(v, bytes)
+        )
+
+    def teardown(self) -> None:
+        self.store.close()
+
+
+TestShreddingMachine = ShreddingMachine.TestCase
+TestShreddingMachine.settings = settings(max_examples=25, stateful_step_count=20, deadline=None)

@@ -31,7 +31,9 @@ from eventstore.encryption.cipher import (
     associated,
     forget_ciphers,
     is_sealed,
+    key_id,
     seal,
+    sealed_key_id,
     unseal,
 )
 from eventstore.encryption.keystore import KeyStore
@@ -178,13 +180,16 @@ class Encrypting(Backend):
         if not isinstance(subject, str) or not isinstance(blob, bytes) or not is_sealed(blob):
             return item
         key = self.keys.for_reading(subject)
+        shredded = {**item, records.STATE: bytes([codec.SHREDDED]) + subject.encode("utf-8")}
         if key is None:
-            stand_in = bytes([codec.SHREDDED]) + subject.encode("utf-8")
-            return {**item, records.STATE: stand_in}
+            return shredded
         pk, sk = str(item[records.PK]), str(item[records.SK])
         try:
             data = unseal(key, blob, associated(pk, sk, subject))
         except Unsealable as e:
+            if sealed_key_id(blob) != key_id(key):
+                # Sealed with a key the subject no longer has (shredded, then made again).
+                return shredded
             position = records.sort_position(item)
             raise CorruptRecord(
                 *split_pk(pk),
