@@ -24,25 +24,21 @@ import hashlib
 import logging
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, Literal
+from collections.abc import Mapping, Sequence
+from typing import Literal
 from urllib.parse import quote
 
 from eventstore import codec, records
 from eventstore.backends.base import (
     Backend,
-    ChangeStream,
     Delete,
     Item,
-    Key,
-    Page,
     Put,
-    SortCondition,
     TableOptions,
     Update,
-    Usage,
     Write,
 )
+from eventstore.backends.layered import Layered
 from eventstore.backends.sizes import batch_size, item_size
 from eventstore.blobs.base import BlobStore, ObjectMissing
 from eventstore.errors import CommitTooLarge, CorruptRecord, InvalidInput, ItemTooLarge
@@ -140,7 +136,7 @@ class _Bytes:
                 self.used -= len(dropped)
 
 
-class Offloading(Backend):
+class Offloading(Layered):
     """``inner`` with the states of large items kept in ``blobs``.
 
     Takes the inner backend's item and commit limits on itself: an item still too large once
@@ -162,25 +158,16 @@ class Offloading(Backend):
         if offload_bytes < 1024 or (largest is not None and offload_bytes > largest - 2048):
             bound = "" if largest is None else f" and {largest - 2048}"
             raise InvalidInput(f"offload_bytes must be between 1024{bound}, got {offload_bytes}")
-        self.inner = inner
+        super().__init__(inner)
         self.blobs = blobs
         self.offload_bytes = offload_bytes
         self._inner_item_bytes = largest
         self._inner_write_bytes = inner.max_write_bytes
         self._cache = _Bytes(cache_bytes)
-        self.queries_round_once = inner.queries_round_once
-        self.serialised = inner.serialised
-        self.feed_in_items = inner.feed_in_items
         # States of any size pass (up to the store's max_state_bytes): the limits that still
         # hold are checked here, on the items as they will be sent.
         self.max_item_bytes = None
         self.max_write_bytes = None
-
-    def __getattr__(self, name: str) -> Any:
-        # What a backend offers besides the contract (a DynamoDB table's name, delete_table).
-        if name == "inner":
-            raise AttributeError(name)
-        return getattr(self.inner, name)
 
     # --- writes ---
 
@@ -266,10 +253,7 @@ class Offloading(Backend):
 
     # --- reads ---
 
-    def _loaded(self, items: Iterable[Item]) -> list[Item]:
-        return [self._load(item) for item in items]
-
-    def _load(self, item: Item) -> Item:
+    def up(self, item: Item) -> Item:
         blob = item.get(records.STATE)
         if not isinstance(blob, bytes) or not blob or blob[0] != POINTER:
             return item
@@ -291,80 +275,15 @@ class Offloading(Backend):
             self._cache.put(key, data)
         return {**item, records.STATE: data}
 
-    def get(self, keys: Sequence[Key], *, consistent: bool = True) -> list[Item | None]:
-        return [
-            None if item is None else self._load(item)
-            for item in self.inner.get(keys, consistent=consistent)
-        ]
-
-    def query(
-        self,
-        pk: str,
-        *,
-        sk: SortCondition | None = None,
-        index: str | None = None,
-        forward: bool = True,
-        limit: int | None = None,
-        start: Item | None = None,
-        consistent: bool = True,
-    ) -> Page:
-        page = self.inner.query(
-            pk,
-            sk=sk,
-            index=index,
-            forward=forward,
-            limit=limit,
-            start=start,
-            consistent=consistent,
-        )
-        return Page(self._loaded(page.items), page.last_key)
-
-    def scan(
-        self,
-        *,
-        segment: int = 0,
-        segments: int = 1,
-        start: Item | None = None,
-        limit: int | None = None,
-    ) -> Page:
-        page = self.inner.scan(segment=segment, segments=segments, start=start, limit=limit)
-        return Page(self._loaded(page.items), page.last_key)
-
-    def positioned(self, partition: int, after: int, *, limit: int) -> list[Item]:
-        return self._loaded(self.inner.positioned(partition, after, limit=limit))
-
-    # --- the rest is the inner backend's ---
-
-    def last_position(self, partition: int) -> int:
-        return self.inner.last_position(partition)
-
-    def identity(self) -> object | None:
-        return self.inner.identity()
-
-    def change_stream(self) -> ChangeStream | None:
-        return self.inner.change_stream()
-
-    def enable_change_stream(self) -> None:
-        self.inner.enable_change_stream()
-
     def create_table(self, options: TableOptions | None = None) -> None:
-        self.inner.create_table(options)
+        super().create_table(options)
         self.blobs.create()
 
     def close(self) -> None:
         try:
-            self.inner.close()
+            super().close()
         finally:
             self.blobs.close()
-
-    def forget_deleted(self) -> bool:
-        return self.inner.forget_deleted()
-
-    def usage(self) -> Usage:
-        return self.inner.usage()
-
-    def requests(self) -> int:
-        return self.inner.requests()
 
 
 def _below(slot: tuple[int, bool] | None, end: int) -> bool:

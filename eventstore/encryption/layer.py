@@ -9,24 +9,19 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, Literal
+from collections.abc import Callable, Mapping, Sequence
+from typing import Literal
 
 from eventstore import codec, records
 from eventstore.backends.base import (
     Backend,
-    ChangeStream,
     Item,
-    Key,
-    Page,
     Put,
-    SortCondition,
     TableOptions,
-    Usage,
     Write,
 )
+from eventstore.backends.layered import Layered
 from eventstore.encryption.cipher import (
-    OVERHEAD,
     Unsealable,
     associated,
     forget_ciphers,
@@ -127,25 +122,13 @@ class Keys:
         forget_ciphers()
 
 
-class Encrypting(Backend):
+class Encrypting(Layered):
     """``inner`` with the states of encrypted types sealed by their subject's key."""
 
-    encrypts = True
-
     def __init__(self, inner: Backend, keys: Keys) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self.keys = keys
-        self.queries_round_once = inner.queries_round_once
-        self.serialised = inner.serialised
-        self.feed_in_items = inner.feed_in_items
-        self.max_item_bytes = inner.max_item_bytes
-        self.max_write_bytes = inner.max_write_bytes
-
-    def __getattr__(self, name: str) -> Any:
-        # What the inner backend offers besides the contract (a blob store, a table's name).
-        if name == "inner":
-            raise AttributeError(name)
-        return getattr(self.inner, name)
+        self.encrypts = True
 
     # --- writes ---
 
@@ -172,10 +155,7 @@ class Encrypting(Backend):
 
     # --- reads ---
 
-    def _opened(self, items: Iterable[Item]) -> list[Item]:
-        return [self._open(item) for item in items]
-
-    def _open(self, item: Item) -> Item:
+    def up(self, item: Item) -> Item:
         subject, blob = item.get(records.SUBJECT), item.get(records.STATE)
         if not isinstance(subject, str) or not isinstance(blob, bytes) or not is_sealed(blob):
             return item
@@ -199,92 +179,21 @@ class Encrypting(Backend):
             ) from e
         return {**item, records.STATE: data}
 
-    def get(self, keys: Sequence[Key], *, consistent: bool = True) -> list[Item | None]:
-        return [
-            None if item is None else self._open(item)
-            for item in self.inner.get(keys, consistent=consistent)
-        ]
-
-    def query(
-        self,
-        pk: str,
-        *,
-        sk: SortCondition | None = None,
-        index: str | None = None,
-        forward: bool = True,
-        limit: int | None = None,
-        start: Item | None = None,
-        consistent: bool = True,
-    ) -> Page:
-        page = self.inner.query(
-            pk,
-            sk=sk,
-            index=index,
-            forward=forward,
-            limit=limit,
-            start=start,
-            consistent=consistent,
-        )
-        return Page(self._opened(page.items), page.last_key)
-
-    def scan(
-        self,
-        *,
-        segment: int = 0,
-        segments: int = 1,
-        start: Item | None = None,
-        limit: int | None = None,
-    ) -> Page:
-        page = self.inner.scan(segment=segment, segments=segments, start=start, limit=limit)
-        return Page(self._opened(page.items), page.last_key)
-
-    def positioned(self, partition: int, after: int, *, limit: int) -> list[Item]:
-        return self._opened(self.inner.positioned(partition, after, limit=limit))
-
-    # --- the rest is the inner backend's ---
-
-    def last_position(self, partition: int) -> int:
-        return self.inner.last_position(partition)
-
-    def identity(self) -> object | None:
-        return self.inner.identity()
-
-    def change_stream(self) -> ChangeStream | None:
-        return self.inner.change_stream()
-
-    def enable_change_stream(self) -> None:
-        self.inner.enable_change_stream()
-
     def create_table(self, options: TableOptions | None = None) -> None:
-        self.inner.create_table(options)
+        super().create_table(options)
         # The key store gets no options: no point-in-time recovery, no backups (a backup of
         # the keys would bring shredded subjects back); see docs/encryption.md.
         self.keys.store.backend.create_table(None)
 
     def close(self) -> None:
         try:
-            self.inner.close()
+            super().close()
         finally:
             self.keys.store.backend.close()
-
-    def forget_stream(self, pk: str) -> int:
-        return self.inner.forget_stream(pk)
 
     def shred(self, subject: str) -> None:
         self.keys.shred(subject)
 
-    def forget_deleted(self) -> bool:
-        return self.inner.forget_deleted()
-
-    def usage(self) -> Usage:
-        return self.inner.usage()
-
-    def requests(self) -> int:
-        return self.inner.requests()
-
 
 # The slots of a stream's first version: its version item and its group's keyframe.
 _FIRST = ((1, False), (1, True))
-
-#: Bytes sealing adds to a state (for size estimates).
-SEALING_OVERHEAD = OVERHEAD
