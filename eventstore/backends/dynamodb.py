@@ -18,7 +18,6 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
 from urllib.parse import parse_qs, urlsplit
 
-import boto3
 from botocore.config import Config
 from botocore.exceptions import (
     BotoCoreError,
@@ -33,6 +32,7 @@ from botocore.exceptions import (
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from eventstore import bridge
+from eventstore.backends.aws import new_client
 from eventstore.backends.base import (
     INDEX_ATTRIBUTES,
     INDEXES,
@@ -291,9 +291,12 @@ class DynamoDBBackend(Backend):
         return client
 
     def _new_client(self, service: str, region: str | None, endpoint_url: str | None) -> Any:
-        session: Any = self._session or boto3.session.Session()
-        return session.client(
-            service, region_name=region, endpoint_url=endpoint_url, config=Config(**CLIENT_SETTINGS)
+        return new_client(
+            service,
+            region=region,
+            endpoint_url=endpoint_url,
+            config=Config(**CLIENT_SETTINGS),
+            session=self._session,
         )
 
     def _send(self, method: Callable[..., Any], params: Mapping[str, Any]) -> dict[str, Any]:

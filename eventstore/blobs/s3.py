@@ -10,7 +10,6 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-import boto3
 from botocore.config import Config
 from botocore.exceptions import (
     BotoCoreError,
@@ -27,6 +26,7 @@ from botocore.exceptions import (
 )
 
 from eventstore import bridge
+from eventstore.backends.aws import new_client
 from eventstore.blobs.base import BlobInfo, BlobStore, ObjectMissing
 from eventstore.errors import (
     BackendError,
@@ -141,12 +141,12 @@ class S3Blobs(BlobStore):
         return {**CLIENT_SETTINGS, "s3": {"addressing_style": style}}
 
     def _new_client(self) -> Any:
-        session: Any = self._session or boto3.session.Session()
-        return session.client(
+        return new_client(
             "s3",
-            region_name=self._region,
+            region=self._region,
             endpoint_url=self._endpoint_url,
             config=Config(**self._config()),
+            session=self._session,
         )
 
     def _watch(self, client: Any) -> None:
