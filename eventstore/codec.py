@@ -222,9 +222,16 @@ def decode(blob: bytes, base: bytes | None = None, *, max_size: int = DEFAULT_MA
         if codec == SAME_AS_BASE:
             return base
         return _bounded(_dictionaries().decompressor(base), payload, max_size)
+    # The layers' formats, checked only as far as telling them from damage: a pointer is a
+    # format byte, a SHA-256, a size and a key; sealed bytes a format byte, a key check, a
+    # nonce and a GCM tag.
     if codec == OFFLOADED:
+        if len(payload) <= 1 + 32 + 8 or payload[0] != 1:
+            raise CodecError("damaged pointer to a blob store")
         raise Offloaded("the state is in a blob store")
     if codec == ENCRYPTED:
+        if len(payload) < 1 + 8 + 12 + 16 or payload[0] != 1:
+            raise CodecError("damaged sealed state")
         raise Sealed("the state is encrypted")
     if codec == SHREDDED:
         raise ShreddedState(payload.decode("utf-8", "replace"))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import shutil
 import subprocess
 import sys
@@ -81,9 +82,12 @@ def start(
         *(f"-{name}={port}" for name, port in {**ports, **grpc}.items()),
     ]
     log_path = folder / "weed.log"
+    # `weed mini` turns authentication on with the credentials it finds in AWS_ACCESS_KEY_ID
+    # and AWS_SECRET_ACCESS_KEY: without them it accepts any, as DynamoDB Local does.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_") and k != "S3_BUCKET"}
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
-            cmd, cwd=folder, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            cmd, cwd=folder, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
         )
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -359,6 +359,28 @@ def stream_name(parts: tuple[str, str]) -> str:
     return f"{parts[0]} {parts[1]!r}"
 
 
+def _undecodable(
+    e: codec.CodecError, pk: str, number: int, subject: str | None, prefix: str = "keyframe: "
+) -> Exception:
+    """What a state that does not decode means: a pointer read without the blob store, sealed
+    bytes read without keys, a shredded subject (only for an item of that subject: the stand-in
+    is made by the encryption layer, never stored), or damage."""
+    if isinstance(e, codec.Offloaded):
+        return NoBlobStore(*split_pk(pk), number)
+    if isinstance(e, codec.ShreddedState) and e.subject == subject:
+        return Shredded(*split_pk(pk), number, e.subject)
+    if isinstance(e, codec.Sealed) and subject is not None:
+        return KeysMissing(
+            f"{stream_name(split_pk(pk))} version {number} is encrypted: open the store with "
+            "keys= (and the same key_store=) to read it"
+        )
+    if isinstance(e, (codec.ShreddedState, codec.Sealed)):
+        return CorruptRecord(
+            *split_pk(pk), number, f"{prefix}sealed bytes on an item of no subject"
+        )
+    return CorruptRecord(*split_pk(pk), number, f"{prefix}{e}")
+
+
 def keyframe_state(pk: str, base: int, item: Mapping[str, Value], max_size: int) -> bytes:
     """The JSON state a keyframe item holds."""
     blob = item.get(STATE)
@@ -366,17 +388,9 @@ def keyframe_state(pk: str, base: int, item: Mapping[str, Value], max_size: int)
         raise CorruptRecord(*split_pk(pk), base, "keyframe without state bytes")
     try:
         return codec.decode(blob, max_size=max_size)
-    except codec.Offloaded as e:
-        raise NoBlobStore(*split_pk(pk), base) from e
-    except codec.ShreddedState as e:
-        raise Shredded(*split_pk(pk), base, e.subject) from e
-    except codec.Sealed as e:
-        raise KeysMissing(
-            f"{stream_name(split_pk(pk))} version {base} is encrypted: open the store "
-            "with keys= (and the same key_store=) to read it"
-        ) from e
     except codec.CodecError as e:
-        raise CorruptRecord(*split_pk(pk), base, f"keyframe: {e}") from e
+        subject = item.get(SUBJECT)
+        raise _undecodable(e, pk, base, subject if isinstance(subject, str) else None) from e
 
 
 def state_json(stored: StoredVersion, keyframe: bytes | None, max_size: int) -> bytes:
@@ -384,17 +398,8 @@ def state_json(stored: StoredVersion, keyframe: bytes | None, max_size: int) -> 
     JSON (``None`` if it needs none)."""
     try:
         return codec.decode(stored.blob, keyframe, max_size=max_size)
-    except codec.Offloaded as e:
-        raise NoBlobStore(*split_pk(stored.pk), stored.number) from e
-    except codec.ShreddedState as e:
-        raise Shredded(*split_pk(stored.pk), stored.number, e.subject) from e
-    except codec.Sealed as e:
-        raise KeysMissing(
-            f"{stream_name(split_pk(stored.pk))} version {stored.number} is encrypted: open the store "
-            "with keys= (and the same key_store=) to read it"
-        ) from e
     except codec.CodecError as e:
-        raise CorruptRecord(*split_pk(stored.pk), stored.number, str(e)) from e
+        raise _undecodable(e, stored.pk, stored.number, stored.subject, prefix="") from e
 
 
 def to_version(
