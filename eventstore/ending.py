@@ -17,7 +17,13 @@ from eventstore.erasing import ErasureReport, erase, purge_stream
 from eventstore.errors import ConcurrencyError, InvalidInput, WrongType
 from eventstore.inputs import ANY, NO_STREAM, Expect, check_event, check_expected, metadata_json
 from eventstore.keys import check_resource_id, stream_pk
-from eventstore.resource import Resource, Version, check_resource_class, registered_types
+from eventstore.resource import (
+    Resource,
+    Version,
+    check_resource_class,
+    defines_subject,
+    registered_types,
+)
 from eventstore.surface import StoreSurface
 from eventstore.writing import Prepared
 
@@ -91,7 +97,7 @@ class Ending(StoreSurface):
         same id. :class:`StreamNotFound` if there is nothing to erase."""
         cls = check_resource_class(resource_type)
         pk = stream_pk(cls.resource_type, check_resource_id(resource_id))
-        if cls.encrypted and self.backend.encrypts and not callable(getattr(cls, "subject", None)):
+        if cls.encrypted and self.backend.encrypts and not defines_subject(cls):
             # The stream is its own subject: its key goes first, so that an erasure stopped
             # half-way already leaves every copy unreadable. A subject several streams share
             # is shredded with shred(subject).

@@ -96,12 +96,17 @@ class Resource(BaseModel):
 MAX_SUBJECT_LENGTH = 512
 
 
+def defines_subject(cls: type[Resource]) -> bool:
+    """Whether an encrypted type names its subjects itself (a ``subject()`` method) rather than
+    each stream being its own."""
+    return callable(getattr(cls, "subject", None))
+
+
 def subject_of(state: Resource, pk: str) -> str:
     """The subject whose key seals ``state``: its ``subject()`` if its class defines one, else
     the stream's partition key. :class:`InvalidInput` for a subject that is not a non-empty str
     of at most :data:`MAX_SUBJECT_LENGTH` characters."""
-    method = getattr(type(state), "subject", None)
-    if not callable(method):
+    if not defines_subject(type(state)):
         return pk
     found = state.subject()  # type: ignore[attr-defined]
     if not isinstance(found, str) or not 0 < len(found) <= MAX_SUBJECT_LENGTH:

@@ -65,6 +65,19 @@ def backend_from_url(url: str, **options: Any) -> Backend:
     raise InvalidInput(f"{url!r}: unknown store URL scheme; use one of {', '.join(SCHEMES)}")
 
 
+def key_store_url(url: str, keys: Any, key_store: str | None) -> str | None:
+    """The URL of the key store a store on ``url`` opens: ``key_store``, else the default beside
+    ``url`` (:func:`eventstore.encryption.default_key_store`); ``None`` without ``keys``, where
+    a ``key_store`` alone is :class:`InvalidInput`."""
+    if keys is None:
+        if key_store is not None:
+            raise InvalidInput("key_store needs a key provider (keys=)")
+        return None
+    from eventstore.encryption import default_key_store
+
+    return key_store or default_key_store(url)
+
+
 def open_store(
     url: str,
     *,
@@ -84,13 +97,8 @@ def open_store(
     :class:`~eventstore.encryption.KeyProvider`) and ``key_store`` (a store URL; by default
     derived from ``url``: see :func:`eventstore.encryption.default_key_store`) go to
     :class:`EventStore`, other options to the backend."""
-    keys_backend = None
-    if keys is not None:
-        from eventstore.encryption import default_key_store
-
-        keys_backend = backend_from_url(key_store or default_key_store(url))
-    elif key_store is not None:
-        raise InvalidInput("key_store needs a key provider (keys=)")
+    chosen = key_store_url(url, keys, key_store)
+    keys_backend = None if chosen is None else backend_from_url(chosen)
     backend = backend_from_url(url, **options)
     try:
         return EventStore(

@@ -23,7 +23,7 @@ from eventstore.codec import DEFAULT_MAX_SIZE
 from eventstore.errors import InvalidInput
 from eventstore.indexing import IndexProjection
 from eventstore.store import EventStore
-from eventstore.urls import backend_from_url
+from eventstore.urls import backend_from_url, key_store_url
 
 __all__ = ["AsyncEventStore", "AsyncIteration", "AsyncRepository", "AsyncSubscription", "open"]
 
@@ -66,13 +66,8 @@ def open(
         from eventstore.aio.s3 import AsyncS3Blobs
 
         blobs = AsyncS3Blobs.from_url(blobs)
-    keys_backend = None
-    if keys is not None:
-        from eventstore.encryption import default_key_store
-
-        keys_backend = async_backend(key_store or default_key_store(url))
-    elif key_store is not None:
-        raise InvalidInput("key_store needs a key provider (keys=)")
+    chosen = key_store_url(url, keys, key_store)
+    keys_backend = None if chosen is None else async_backend(chosen)
     engine = EventStore(
         async_backend(url, **options),
         projections=projections,

@@ -160,16 +160,15 @@ class Encrypting(Layered):
         if not isinstance(subject, str) or not isinstance(blob, bytes) or not is_sealed(blob):
             return item
         key = self.keys.for_reading(subject)
-        shredded = {**item, records.STATE: bytes([codec.SHREDDED]) + subject.encode("utf-8")}
         if key is None:
-            return shredded
+            return _shredded(item, subject)
         pk, sk = str(item[records.PK]), str(item[records.SK])
         try:
             data = unseal(key, blob, associated(pk, sk, subject))
         except Unsealable as e:
             if sealed_key_id(blob) != key_id(key):
                 # Sealed with a key the subject no longer has (shredded, then made again).
-                return shredded
+                return _shredded(item, subject)
             position = records.sort_position(item)
             raise CorruptRecord(
                 *split_pk(pk),
@@ -193,6 +192,11 @@ class Encrypting(Layered):
 
     def shred(self, subject: str) -> None:
         self.keys.shred(subject)
+
+
+def _shredded(item: Item, subject: str) -> Item:
+    """``item`` with what ``records`` reads as Shredded in place of its state."""
+    return {**item, records.STATE: bytes([codec.SHREDDED]) + subject.encode("utf-8")}
 
 
 # The slots of a stream's first version: its version item and its group's keyframe.
