@@ -35,6 +35,7 @@ from eventstore import (
     InvalidState,
     ItemTooLarge,
     Resource,
+    VersionNotFound,
     WrongType,
     records,
 )
@@ -513,6 +514,51 @@ def test_a_missing_or_altered_object_is_corrupt_record_naming_it(big_store: Even
     with pytest.raises(CorruptRecord) as missing:
         fresh().read_version(Doc, v.resource_id)
     assert key in str(missing.value) and "missing" in str(missing.value)
+
+
+class _TrimsFirst(S3Blobs):
+    """The same bucket, but the first read lets another writer trim first: between a reader's
+    read of the table and its read of the object."""
+
+    def __init__(self, same: S3Blobs, trim: Any) -> None:
+        super().__init__(same.bucket, same.prefix, client=same.client)
+        self.trim = trim
+
+    def get(self, key: str) -> bytes:
+        trim, self.trim = self.trim, None
+        if trim is not None:
+            trim()
+        return super().get(key)
+
+
+def test_a_trim_between_a_read_and_its_object_is_version_not_found(store_url: str) -> None:
+    """The reader has the item naming a keyframe's object; before it fetches the object,
+    another writer's trim deletes the item and then the object. The version is gone, not
+    damaged: ``VersionNotFound`` naming what remains, as a read made a moment later says."""
+    store = eventstore.open(store_url, blobs=blobs_url(), offload_bytes=1024)
+    store.create_table(feed=FEED)
+    lines = document(0.05)
+    for n in range(1, 18):
+        lines = [*lines[:-1], str(n)]
+        store.append(
+            Kept(lines=lines), resource_id="k", expected_version=n - 1 or eventstore.NO_STREAM
+        )
+    offloading = store.backend
+    assert isinstance(offloading, Offloading) and isinstance(offloading.blobs, S3Blobs)
+
+    def trim() -> None:
+        nonlocal lines
+        for n in range(18, 21):  # keeps 18-20: group 1 (versions 1-16) and its keyframe go
+            lines = [*lines[:-1], str(n)]
+            store.append(Kept(lines=lines), resource_id="k", expected_version=n - 1)
+
+    reader = EventStore(offloading.inner, blobs=_TrimsFirst(offloading.blobs, trim))
+    with pytest.raises(VersionNotFound) as gone:
+        reader.read_version(Kept, "k", version=16)
+    assert not isinstance(gone.value, CorruptRecord)
+    assert gone.value.remaining == (18, 20)
+    assert {slot_of(k) for k in objects(store)} == {(17, True)}
+    drop(store)
 
 
 # --- trimming and erasure remove objects ----------------------------------------------------

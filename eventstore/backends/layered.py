@@ -38,12 +38,15 @@ class Layered(Backend):
             raise AttributeError(name)
         return getattr(self.inner, name)
 
-    def up(self, item: Item) -> Item:
-        """An item read from the inner backend, as the layers above must see it."""
+    def up(self, item: Item) -> Item | None:
+        """An item read from the inner backend, as the layers above must see it; ``None`` when
+        the item turns out to have been deleted since it was read (a layer that finds part of
+        it gone outside the table asks the table again): it is then read as absent, as a read
+        made a moment later would find it."""
         return item
 
     def _up(self, items: Sequence[Item]) -> list[Item]:
-        return [self.up(item) for item in items]
+        return [up for item in items if (up := self.up(item)) is not None]
 
     def write(
         self,

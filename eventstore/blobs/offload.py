@@ -253,7 +253,7 @@ class Offloading(Layered):
 
     # --- reads ---
 
-    def up(self, item: Item) -> Item:
+    def up(self, item: Item) -> Item | None:
         blob = item.get(records.STATE)
         if not isinstance(blob, bytes) or not blob or blob[0] != POINTER:
             return item
@@ -266,6 +266,8 @@ class Offloading(Layered):
             try:
                 data = self.blobs.get(key)
             except ObjectMissing as e:
+                if self._deleted_since(item, blob):
+                    return None
                 missing = f"its state's object {self.blobs.location}{key} is missing"
                 raise _corrupt(item, missing) from e
             if len(data) != size or hashlib.sha256(data).digest() != digest:
@@ -274,6 +276,14 @@ class Offloading(Layered):
                 )
             self._cache.put(key, data)
         return {**item, records.STATE: data}
+
+    def _deleted_since(self, item: Item, pointer: bytes) -> bool:
+        """Whether ``item`` no longer holds ``pointer``: a trim or an erasure deleted it after it
+        was read, and then its objects (they go after the commit), so the object missed is no
+        damage. A strongly consistent read: the item's delete was committed before the object's."""
+        key = (str(item[records.PK]), str(item[records.SK]))
+        now = self.inner.get([key], consistent=True)[0]
+        return now is None or now.get(records.STATE) != pointer
 
     def create_table(self, options: TableOptions | None = None) -> None:
         super().create_table(options)
