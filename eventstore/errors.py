@@ -192,6 +192,23 @@ class InvalidInput(EventStoreError, ValueError):
     """An argument is out of range or malformed (a bad expected version, metadata, cursor, ...)."""
 
 
+class SubjectChanged(InvalidInput):
+    """An append to a stream of an encrypted type whose state names another subject than the
+    one the stream's first version fixed (``subject()`` must give the same subject for every
+    version of a stream: its key seals them all, and shredding it must reach them all). Nothing
+    was written. ``subject`` is the stream's, ``given`` the append's."""
+
+    def __init__(self, resource_type: str, resource_id: str, subject: str, given: str) -> None:
+        self.resource_type = resource_type
+        self.resource_id = resource_id
+        self.subject = subject
+        self.given = given
+        super().__init__(
+            f"{resource_type} {resource_id!r} belongs to subject {subject!r} (fixed by its first "
+            f"version); this append's state names {given!r}"
+        )
+
+
 class InvalidCursor(InvalidInput):
     """A cursor or checkpoint was altered, belongs to another query (another projection,
     partition, sort condition or direction) or another table, or is not one at all."""

@@ -74,7 +74,8 @@ METADATA = "m"
 #: (SQLite); POSITION is also a counter's last position.
 FEED_PARTITION, POSITION = POSITION_KEYS
 SCHEMA = "sv"
-#: On the versions and keyframes of encrypted types: the subject whose data key seals the state.
+#: On the versions and keyframes of encrypted types: the subject whose data key seals the state;
+#: on their heads: the stream's subject, fixed by its first version (appends are conditioned on it).
 SUBJECT = "ks"
 DELETED = "del"
 #: Epoch seconds after which DynamoDB's TTL may delete a superseded version (the table's TTL
@@ -153,11 +154,14 @@ def head_update(
     condition: Condition,
     listed_at: str | None = None,
     keyframe_id: str | None = None,
+    subject: str | None = None,
 ) -> Update:
     """The head write of an append. ``listed_as`` (the type name) puts a new stream in the
     creation-order listing, at ``listed_at`` (default: ``version_id``); ``lowest`` moves the
-    retention bound."""
+    retention bound; ``subject`` (encrypted types) is the stream's, fixed by its first version."""
     to_set: dict[str, Value] = {VERSION: version, VERSION_ID: version_id, **index_set}
+    if subject is not None:
+        to_set[SUBJECT] = subject
     if listed_as is not None:
         to_set.update({LISTING_PK: listed_as, LISTING_SK: listed_at or version_id})
     if lowest is not None:
@@ -174,13 +178,17 @@ def head_condition(
     below_id: str | None = None,
     deleted: bool = False,
     keyframe_id: str | None = None,
+    subject: str | None = None,
 ) -> Condition:
     """The condition an append puts on the head: absent (``previous`` None), or at ``previous``
     (and at retention bound ``lowest``), with a last version id sorting before ``below_id``; with
-    ``deleted``, at ``previous`` and deleted (a stream started again after a delete)."""
+    ``deleted``, at ``previous`` and deleted (a stream started again after a delete); with
+    ``subject``, of that subject."""
     if previous is None:
         return Condition(exists=False)
     equals: dict[str, Value] = {VERSION: previous}
+    if subject is not None:
+        equals[SUBJECT] = subject
     if lowest is not None:
         equals[LOWEST] = lowest
     if keyframe_id is not None:

@@ -33,6 +33,7 @@ from eventstore.errors import (
     ContentionError,
     InvalidInput,
     KeysMissing,
+    SubjectChanged,
 )
 from eventstore.ids import issued_at, new_version_id, parse_version_id
 from eventstore.inputs import ANY, NO_STREAM, Checkpoint, Expect
@@ -99,6 +100,9 @@ class _Stream:
     at: int | Expect  # the version before the commit (NO_STREAM: none)
     lowest: int | None = None  # learnt from a refused head
     not_before_ms: int = 0  # likewise: the stream's last id, plus one millisecond
+    # A head that holds no subject (written before heads held one): the next attempt sets it
+    # without a condition on it.
+    subject_unset: bool = False
     restart: bool = False  # the stream was deleted: this commit starts it again
 
     @property
@@ -134,6 +138,8 @@ class _Plan:
     # must still name it. And the id of the newest keyframe the commit writes, for the head.
     relies_on: str | None = None
     new_keyframe: str | None = None
+    # Encrypted types: the subject every append of the commit names (the head must hold it).
+    subject: str | None = None
 
 
 @dataclass
@@ -305,6 +311,16 @@ class Writer:
                     # Same version, so the refusal came from the retention bound, the id order or
                     # the keyframe: replan with what the head says.
                     assert current is not None
+                    subject = plans[id(s)].subject
+                    if subject is not None and not s.subject_unset:
+                        fixed = current.get(records.SUBJECT)
+                        if fixed is None:
+                            s.subject_unset = True
+                        elif fixed != subject:
+                            first = s.first
+                            raise SubjectChanged(
+                                first.cls.resource_type, first.resource_id, str(fixed), subject
+                            ) from None
                     relied = plans[id(s)].relies_on
                     if relied is not None and records.keyframe_id(current) != relied:
                         # The keyframe held in memory is not this stream's any more (erased and
@@ -407,6 +423,12 @@ class Writer:
         if s.first.restored and s.at is NO_STREAM:
             target = first  # a restored stream starts where its history starts
         plan = _Plan(s, [], [], target, {})
+        if cls.encrypted:
+            named = [subject_of(p.state, pk) for p in s.appends]
+            plan.subject = named[0]
+            for other in named[1:]:
+                if other != plan.subject:
+                    raise SubjectChanged(cls.resource_type, s.first.resource_id, named[0], other)
         # With max_age, a version gets its expiry when it stops being the latest (the latest
         # never expires), and so does a keyframe the latest no longer needs.
         expires = None
@@ -434,7 +456,7 @@ class Writer:
                 vid = new_version_id(number, not_before_ms=s.not_before_ms)
             plan.version_ids.append(vid)
             base = keyframe_of(number, KEYFRAME_INTERVAL)
-            subject = subject_of(p.state, pk) if cls.encrypted else None
+            subject = plan.subject
             if number == base:
                 plan.frames[base] = p.data
                 if base + KEYFRAME_INTERVAL > target:  # some version of the group is kept
@@ -564,6 +586,7 @@ class Writer:
             below_id=plan.version_ids[0],
             deleted=s.restart,
             keyframe_id=plan.relies_on,
+            subject=None if s.subject_unset else plan.subject,
         )
         if newest.deleted:
             # The head leaves the type's listing and every projection, and refuses ordinary
@@ -583,6 +606,7 @@ class Writer:
                 - {records.LISTING_PK, records.LISTING_SK},
                 condition=condition,
                 keyframe_id=plan.new_keyframe,
+                subject=plan.subject,
             )
             return head
         starts = s.at is NO_STREAM or s.restart
@@ -598,6 +622,7 @@ class Writer:
             index_set=newest.index_set,
             index_remove=newest.index_remove | ({records.DELETED} if s.restart else frozenset()),
             condition=condition,
+            subject=plan.subject,
         )
 
     def _encode(

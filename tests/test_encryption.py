@@ -16,6 +16,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 import eventstore
 from eventstore import (
+    Append,
     ConcurrencyError,
     CorruptRecord,
     EventStore,
@@ -24,10 +25,11 @@ from eventstore import (
     Resource,
     Shredded,
     StreamNotFound,
+    SubjectChanged,
     VersionNotFound,
     records,
 )
-from eventstore.backends.base import Backend, Item, Put
+from eventstore.backends.base import Backend, Item, Put, Update
 from eventstore.encryption import KmsKeyProvider, LocalKeyProvider, default_key_store
 from eventstore.keys import stream_pk, version_sk
 from eventstore.local import free_port
@@ -124,8 +126,8 @@ def test_no_plaintext_reaches_the_table(sealed: EventStore) -> None:
     assert [str(i[records.PK]) for i in holding] == ["enc.Plain#plain"] * len(holding)
     assert holding  # the plain type's state is there, compressed but readable: the test can see
     encrypted = [i for i in raw(sealed) if i.get(records.SUBJECT) == "enc.Patient#p1"]
-    kinds = {records.sort_position(i)[1] for i in encrypted}  # type: ignore[index]
-    assert kinds == {True, False}  # keyframes and versions both sealed
+    kinds = {p[1] if (p := records.sort_position(i)) else "head" for i in encrypted}
+    assert kinds == {True, False, "head"}  # keyframes and versions sealed; the head names it
     path = getattr(sealed.backend.inner, "path", None)  # type: ignore[attr-defined]
     if path and path != ":memory:":
         assert needle not in Path(path).read_bytes()
@@ -302,6 +304,77 @@ def test_erasing_a_stream_shreds_its_own_key_but_not_a_shared_subject(sealed: Ev
     # A new stream under the erased id gets a new key.
     sealed.append(Patient(name="new", notes="n"), resource_id="p1")
     assert EventStore(sealed.backend).read_version(Patient, "p1").state.name == "new"
+
+
+def test_a_streams_subject_is_fixed_by_its_first_version(sealed: EventStore) -> None:
+    """A later state naming another subject is refused with the stream's and the given subject,
+    whatever the expected version; nothing is written, and the stream's key still covers it."""
+    sealed.append(Visit(person="ada", notes="one"), resource_id="v")
+    for expected in (1, eventstore.ANY):
+        with pytest.raises(SubjectChanged) as changed:
+            sealed.append(
+                Visit(person="bob", notes="two"), resource_id="v", expected_version=expected
+            )
+        assert isinstance(changed.value, InvalidInput)
+        assert (changed.value.subject, changed.value.given) == ("person:ada", "person:bob")
+    assert (
+        sealed.append(Visit(person="ada", notes="two"), resource_id="v", expected_version=1).version
+        == 2
+    )
+    # Two appends of one commit naming two subjects: refused before anything is sent.
+    with pytest.raises(SubjectChanged):
+        sealed.append_many(
+            [
+                Append(Visit(person="cy", notes="a"), resource_id="w"),
+                Append(Visit(person="dee", notes="b"), resource_id="w", expected_version=1),
+            ]
+        )
+    with pytest.raises(StreamNotFound):
+        sealed.read_version(Visit, "w")
+    sealed.shred("person:ada")
+    for number in (1, 2):
+        with pytest.raises(Shredded):
+            sealed.read_version(Visit, "v", number)
+
+
+def test_a_writer_racing_with_another_subject_is_refused(store_url: str) -> None:
+    """Writer A appends with ANY to a stream that does not exist yet; just before its write
+    goes, B starts the stream under another subject. A's retry at B's version is refused by
+    the head's subject, not written under A's."""
+    keys_backend = key_store_of(store_url)
+    events = backend_from_url(store_url)
+    b = EventStore(events, keys=LocalKeyProvider(MASTER), key_store=keys_backend)
+    b.create_table(feed=FEED)
+
+    def b_writes() -> None:
+        b.append(Visit(person="ada", notes="B's"), resource_id="v")
+
+    between = _BeforeFirstWrite(events, after=10**9, action=b_writes)
+    a = EventStore(between, keys=LocalKeyProvider(MASTER), key_store=keys_backend)
+    with pytest.raises(SubjectChanged) as changed:
+        a.append(Visit(person="bob", notes="A's"), resource_id="v", expected_version=eventstore.ANY)
+    assert between.fired and changed.value.subject == "person:ada"
+    assert [v.state.notes for v in b.read_stream(Visit, "v")] == ["B's"]
+    drop(b)
+    delete = getattr(keys_backend, "delete_table", None)
+    if delete is not None:
+        delete()
+
+
+def test_a_head_written_before_heads_held_subjects_takes_the_next_appends(
+    sealed: EventStore,
+) -> None:
+    """Streams written by the build before heads kept their subject: the next append sets it,
+    and from then on it is fixed."""
+    sealed.append(Visit(person="ada", notes="one"), resource_id="v")
+    inner = sealed.backend.inner  # type: ignore[attr-defined]
+    head = records.head_key(stream_pk("enc.Visit", "v"))
+    inner.write([Update(head, remove=frozenset({records.SUBJECT}))])
+    assert records.SUBJECT not in inner.get([head])[0]
+    sealed.append(Visit(person="ada", notes="two"), resource_id="v", expected_version=1)
+    assert inner.get([head])[0][records.SUBJECT] == "person:ada"
+    with pytest.raises(SubjectChanged):
+        sealed.append(Visit(person="bob", notes="x"), resource_id="v", expected_version=2)
 
 
 def test_without_keys_encrypted_types_are_refused(sealed: EventStore, store_url: str) -> None:
