@@ -30,7 +30,7 @@ from eventstore.backends.base import (
     Write,
 )
 from eventstore.errors import InvalidInput, ItemTooLarge
-from tests.conftest import drop
+from tests.conftest import drop, dynamodb_url, new_table_name
 
 
 @pytest.fixture
@@ -231,6 +231,42 @@ def test_invalid_batches_send_nothing(backend: Backend) -> None:
         backend.write([Put(item("p", "s")), Put(item("p", "t"))], token=long_token)
     backend.write([])
     assert backend.requests() == before
+
+
+def test_puts_into_a_joined_table_are_part_of_the_atomic_write(
+    backend: Backend, store_url: str
+) -> None:
+    """A Put with ``into`` lands in the other table in the same all-or-nothing write where the
+    backend joins it (DynamoDB: same endpoint and region); elsewhere it is refused, nothing sent."""
+    on_dynamodb = store_url.startswith("dynamodb")
+    other_store = eventstore.open(dynamodb_url(new_table_name()) if on_dynamodb else "memory://")
+    other = other_store.backend
+    other.create_table()
+    try:
+        batch: list[Write] = [
+            Put(item("p", "v1"), Condition(exists=False)),
+            Put(item("p", "v1", there=1), Condition(exists=False), into=other),
+        ]
+        assert backend.joins(other) == on_dynamodb
+        if not on_dynamodb:
+            with pytest.raises(InvalidInput):
+                backend.write(batch)
+            assert get1(backend, "p", "v1") is None and get1(other, "p", "v1") is None
+            return
+        _, sent = counted(backend, lambda: backend.write(batch))
+        assert one_request(backend, sent)
+        assert get1(backend, "p", "v1") == item("p", "v1")
+        assert get1(other, "p", "v1") == item("p", "v1", there=1)
+        again: list[Write] = [
+            Put(item("p", "v2"), Condition(exists=False)),
+            Put(item("p", "v1", there=2), Condition(exists=False), into=other),
+        ]
+        with pytest.raises(ConditionFailed) as failed:
+            backend.write(again)
+        assert (failed.value.index, failed.value.item) == (1, item("p", "v1", there=1))
+        assert get1(backend, "p", "v2") is None
+    finally:
+        drop(other_store)
 
 
 # --- reads ---

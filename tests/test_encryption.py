@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import threading
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -31,10 +32,20 @@ from eventstore import (
 )
 from eventstore.backends.base import Backend, Item, Put, Update
 from eventstore.encryption import KmsKeyProvider, LocalKeyProvider, default_key_store
+from eventstore.encryption.keystore import KeyStore
 from eventstore.keys import stream_pk, version_sk
 from eventstore.local import free_port
 from eventstore.urls import backend_from_url
-from tests.conftest import FEED, blobs_url, drop, scanned
+from tests.conftest import (
+    DYNAMODB_ENDPOINT,
+    FEED,
+    blobs_url,
+    drop,
+    dynamodb_url,
+    make_url,
+    new_table_name,
+    scanned,
+)
 from tests.interleaving import Interleaving
 
 SECRET = "ZEBRA-QUOKKA-" * 40  # a long, distinctive string to look for in raw bytes
@@ -263,6 +274,101 @@ class _BeforeFirstWrite(Interleaving):
             self.fired = True
             self.action()
         return self.inner.write(writes, **options)
+
+
+@pytest.fixture
+def on_dynamodb(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[EventStore, Backend, Backend]]:
+    """A store on DynamoDB Local, its events backend and its key store's."""
+    url = make_url("dynamodb", tmp_path_factory)
+    events, keys = backend_from_url(url), key_store_of(url)
+    store = EventStore(events, keys=LocalKeyProvider(MASTER), key_store=keys)
+    store.create_table(feed=FEED)
+    try:
+        yield store, events, keys
+    finally:
+        drop(store)
+        keys.delete_table()  # type: ignore[attr-defined]
+
+
+def test_on_dynamodb_a_new_key_rides_in_its_first_versions_write(
+    on_dynamodb: tuple[EventStore, Backend, Backend],
+) -> None:
+    """The key item goes in the same TransactWriteItems as the first version that needs it:
+    one request for a new stream that is its own subject; a shared subject is looked up first."""
+    store, events, keys = on_dynamodb
+
+    def spent(append: Any) -> tuple[int, int]:
+        e, k = events.requests(), keys.requests()
+        append()
+        return events.requests() - e, keys.requests() - k
+
+    assert spent(lambda: history(store, "p1", 1)) == (1, 0)
+    assert KeyStore(keys).get("enc.Patient#p1") is not None
+    assert spent(lambda: store.append(Visit(person="ada", notes="1"), resource_id="v1")) == (1, 1)
+    assert spent(lambda: store.append(Visit(person="ada", notes="2"), resource_id="v2")) == (1, 0)
+    cold = EventStore(events, keys=LocalKeyProvider(MASTER), key_store=keys)
+    cold.append(Plain(notes="a new store reads the feed's configuration once"))
+    assert spent(lambda: cold.append(Visit(person="ada", notes="3"), resource_id="v3")) == (1, 1)
+    assert len(keys.scan().items) == 2
+    reader = EventStore(events, keys=LocalKeyProvider(MASTER), key_store=keys)
+    assert [reader.read_version(Visit, f"v{n}").state.notes for n in (1, 2, 3)] == ["1", "2", "3"]
+
+
+def test_on_dynamodb_a_refused_first_version_puts_no_key(
+    on_dynamodb: tuple[EventStore, Backend, Backend],
+) -> None:
+    """The key and the version are one atomic write: a first version refused by its head's
+    condition leaves no key behind, and a lost key race does not hide the version conflict."""
+    store, events, keys = on_dynamodb
+    history(store, "p1", 1)
+    fresh = EventStore(events, keys=LocalKeyProvider(MASTER), key_store=keys)
+    with pytest.raises(ConcurrencyError):  # the key exists too: both conditions fail
+        fresh.append(Patient(name="again", notes="x"), resource_id="p1")
+    assert fresh.read_version(Patient, "p1").version == 1
+    store.shred("enc.Patient#p1")
+    with pytest.raises(ConcurrencyError):  # no key now: only the head's condition fails
+        EventStore(events, keys=LocalKeyProvider(MASTER), key_store=keys).append(
+            Patient(name="again", notes="x"), resource_id="p1"
+        )
+    assert KeyStore(keys).get("enc.Patient#p1") is None
+    assert keys.scan().items == []
+
+
+class _JoiningBeforeFirstWrite(_BeforeFirstWrite):
+    """Lets key items ride in its writes, as the DynamoDB backend it wraps does."""
+
+    def joins(self, other: Backend) -> bool:
+        return self.inner.joins(other)
+
+
+def test_on_dynamodb_a_writer_that_loses_a_key_race_in_its_write_uses_the_winners_key(
+    on_dynamodb: tuple[EventStore, Backend, Backend],
+) -> None:
+    """A sealed its first version of subject ``person:ada`` with a new key; just before its
+    write goes, B's write puts B's key. A's key item is refused, so A's whole write is: A takes
+    B's key, seals again, and writes. One key; both versions open with it."""
+    b, events, keys = on_dynamodb
+
+    def b_writes() -> None:
+        b.append(Visit(person="ada", notes="B's " + SECRET), resource_id="v-b")
+
+    between = _JoiningBeforeFirstWrite(events, after=10**9, action=b_writes)
+    a = EventStore(between, keys=LocalKeyProvider(MASTER), key_store=keys)
+    before = keys.requests()
+    a.append(Visit(person="ada", notes="A's " + SECRET), resource_id="v-a")
+    assert between.fired
+    # A's look-up and B's; A asked no more: B's key came back with the refusal.
+    assert keys.requests() - before == 2
+    assert len(keys.scan().items) == 1
+    reader = EventStore(events, keys=LocalKeyProvider(MASTER), key_store=keys)
+    assert reader.read_version(Visit, "v-a").state.notes.startswith("A's")
+    assert reader.read_version(Visit, "v-b").state.notes.startswith("B's")
+    reader.shred("person:ada")
+    for rid in ("v-a", "v-b"):
+        with pytest.raises(Shredded):
+            reader.read_version(Visit, rid)
 
 
 def test_threads_starting_one_subject_make_one_key(sealed: EventStore) -> None:
@@ -728,36 +834,57 @@ def test_the_dynamodb_key_store_is_made_without_a_stream(
 class ShreddingMachine(RuleBasedStateMachine):
     """Appends to streams of two people, shredding people (and writing for them again, under a
     new key), erasing streams: every version sealed with a key that still exists reads back,
-    every other one is Shredded (never CorruptRecord), and the table never holds a byte of a
-    state."""
+    every other one is Shredded (never CorruptRecord), a stream keeps the subject of its first
+    version, and the table never holds a byte of a state. In memory; the subclass below runs it
+    on DynamoDB Local, where new keys ride in the first version's transaction."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.store = eventstore.open("memory://", keys=LocalKeyProvider(MASTER))
-        self.store.create_table()
+        self.store = self.open()
+        # Names of this run's own: the DynamoDB variant shares one table between runs.
+        self.run = uuid.uuid4().hex[:8]
         self.streams: dict[str, tuple[str, list[str]]] = {}  # id -> (person, notes by version)
         self.shredded: set[str] = set()
         self.alive: dict[tuple[str, int], bool] = {}  # (id, version) -> its key still exists
+
+    def open(self) -> EventStore:
+        store = eventstore.open("memory://", keys=LocalKeyProvider(MASTER))
+        store.create_table()
+        return store
+
+    def person(self, name: str) -> str:
+        return f"{name}-{self.run}"
 
     @rule(rid=st.sampled_from(["a", "b", "c", "d"]), person=st.sampled_from(["ann", "bob"]))
     def append(self, rid: str, person: str) -> None:
         owner, notes = self.streams.get(rid, (person, []))
         text = f"ZEBRA-{rid}-{len(notes)}"
         self.store.append(
-            Visit(person=owner, notes=text),
-            resource_id=rid,
+            Visit(person=self.person(owner), notes=text),
+            resource_id=f"{rid}-{self.run}",
             expected_version=len(notes) or eventstore.NO_STREAM,
         )
         # Writing for a shredded person makes a new key: what it seals reads again, what the
         # old key sealed stays Shredded.
         self.alive[(rid, len(notes) + 1)] = True
-        self.shredded.discard(f"person:{owner}")
+        self.shredded.discard(owner)
         self.streams[rid] = (owner, [*notes, text])
+
+    @rule(rid=st.sampled_from(["a", "b", "c", "d"]), person=st.sampled_from(["ann", "bob"]))
+    def append_for_another(self, rid: str, person: str) -> None:
+        if rid not in self.streams or self.streams[rid][0] == person:
+            return
+        with pytest.raises(SubjectChanged):
+            self.store.append(
+                Visit(person=self.person(person), notes="ZEBRA-moved"),
+                resource_id=f"{rid}-{self.run}",
+                expected_version=len(self.streams[rid][1]),
+            )
 
     @rule(person=st.sampled_from(["ann", "bob"]))
     def shred(self, person: str) -> None:
-        self.store.shred(f"person:{person}")
-        self.shredded.add(f"person:{person}")
+        self.store.shred(f"person:{self.person(person)}")
+        self.shredded.add(person)
         for rid, (owner, notes) in self.streams.items():
             if owner == person:
                 for number in range(1, len(notes) + 1):
@@ -766,20 +893,29 @@ class ShreddingMachine(RuleBasedStateMachine):
     @rule(rid=st.sampled_from(["a", "b", "c", "d"]))
     def erase(self, rid: str) -> None:
         if rid in self.streams:
-            self.store.erase(Visit, rid)
+            self.store.erase(Visit, f"{rid}-{self.run}")
             number = len(self.streams.pop(rid)[1])
             for n in range(1, number + 1):
                 self.alive.pop((rid, n), None)
 
     @invariant()
     def reads_follow_the_keys(self) -> None:
+        # This store, whose keys are cached, and a new one that must find them in the key store.
+        layer = self.store.backend
+        cold = EventStore(
+            layer.inner,  # type: ignore[attr-defined]
+            keys=LocalKeyProvider(MASTER),
+            key_store=layer.keys.store.backend,  # type: ignore[attr-defined]
+        )
         for rid, (_, notes) in self.streams.items():
             for number, text in enumerate(notes, start=1):
-                if not self.alive[(rid, number)]:
-                    with pytest.raises(Shredded):
-                        self.store.read_version(Visit, rid, number)
-                else:
-                    assert self.store.read_version(Visit, rid, number).state.notes == text
+                for store in (self.store, cold):
+                    if not self.alive[(rid, number)]:
+                        with pytest.raises(Shredded):
+                            store.read_version(Visit, f"{rid}-{self.run}", number)
+                    else:
+                        read = store.read_version(Visit, f"{rid}-{self.run}", number)
+                        assert read.state.notes == text
         needle = b"ZEBRA"
         assert not any(
             needle in v for i in raw(self.store) for v in i.values() if isinstance(v, bytes)
@@ -791,3 +927,27 @@ class ShreddingMachine(RuleBasedStateMachine):
 
 TestShreddingMachine = ShreddingMachine.TestCase
 TestShreddingMachine.settings = settings(max_examples=25, stateful_step_count=20, deadline=None)
+
+_SHARED: list[tuple[Backend, Backend]] = []
+
+
+class ShreddingOnDynamoDB(ShreddingMachine):
+    def open(self) -> EventStore:
+        if not DYNAMODB_ENDPOINT:
+            pytest.skip("needs DynamoDB Local (EVENTSTORE_DYNAMODB_ENDPOINT)")
+        if not _SHARED:  # one table for every run (each names its own streams and people)
+            url = dynamodb_url(new_table_name())
+            _SHARED.append((backend_from_url(url), key_store_of(url)))
+            events, keys = _SHARED[0]
+            EventStore(events, keys=LocalKeyProvider(MASTER), key_store=keys).create_table(
+                feed=FEED
+            )
+        events, keys = _SHARED[0]
+        return EventStore(events, keys=LocalKeyProvider(MASTER), key_store=keys)
+
+    def teardown(self) -> None:
+        """The shared table stays open for the next run."""
+
+
+TestShreddingOnDynamoDB = ShreddingOnDynamoDB.TestCase
+TestShreddingOnDynamoDB.settings = settings(max_examples=8, stateful_step_count=20, deadline=None)

@@ -46,17 +46,24 @@ MAX_WRITE_ACTIONS = 100
 MAX_WRITE_BYTES = 4 * 1024 * 1024
 
 
-def check_batch(writes: Sequence[Write], token: str | None) -> None:
+def check_batch(writes: Sequence[Write], token: str | None, backend: Backend) -> None:
     """Refuse a batch the contract of :meth:`Backend.write` does not allow, before sending it."""
     if len(writes) > MAX_WRITE_ACTIONS:
         raise InvalidInput(f"{len(writes)} writes in one batch; at most {MAX_WRITE_ACTIONS}")
     if token is not None and not 1 <= len(token) <= 36:
         raise InvalidInput("a write token must be 1 to 36 characters")
-    keys: set[Key] = set()
+    keys: set[tuple[int, Key]] = set()
     for w in writes:
-        if w.key in keys:
+        into = w.into if isinstance(w, Put) else None
+        if into is not None and not backend.joins(into):
+            raise InvalidInput(
+                f"{type(backend).__name__} cannot put an item into {type(into).__name__}'s "
+                "table in its atomic write"
+            )
+        key = (id(into), w.key)
+        if key in keys:
             raise InvalidInput(f"more than one write for key {w.key!r} in one batch")
-        keys.add(w.key)
+        keys.add(key)
 
 
 def index_keys(index: str) -> tuple[str, str]:
@@ -116,6 +123,10 @@ class Put:
     item: Item
     condition: Condition | None = None
     position: NextPosition | None = None
+    #: Put the item into this other backend's table instead, in the same atomic write (only a
+    #: backend that :meth:`~Backend.joins` it: DynamoDB transactions span the tables of an
+    #: account and region). A failed condition is reported at the write's place as any other.
+    into: Backend | None = None
 
     @property
     def key(self) -> Key:
@@ -256,6 +267,12 @@ class Backend(abc.ABC):
 
     #: The largest total size of the items one atomic write puts or updates (``None``: no limit).
     max_write_bytes: int | None = MAX_WRITE_BYTES
+
+    def joins(self, other: Backend) -> bool:
+        """Whether one atomic write of this backend can also put items into ``other``'s table
+        (a :class:`Put` with ``into=other``): DynamoDB tables of one endpoint and region. The
+        embedded backends join nothing: a caller writes to ``other`` first instead."""
+        return False
 
     def identity(self) -> object | None:
         """A hashable name of the table, equal across backends opened on the same table in one

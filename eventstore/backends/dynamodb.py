@@ -535,7 +535,7 @@ class DynamoDBBackend(Backend):
     ) -> Mapping[int, int]:
         if not writes:
             return {}
-        check_batch(writes, token)
+        check_batch(writes, token, self)
         for w in writes:
             if isinstance(w, Put) and w.position is not None:
                 raise InvalidInput("DynamoDB keeps no feed in its items: a Put takes no position")
@@ -567,9 +567,20 @@ class DynamoDBBackend(Backend):
         self._call("transact_write_items", params, on_error)
         return {}
 
+    def joins(self, other: Backend) -> bool:
+        mine, theirs = self.identity(), other.identity()
+        return (
+            isinstance(other, DynamoDBBackend)
+            and isinstance(mine, tuple)
+            and isinstance(theirs, tuple)
+            and mine[:3] == theirs[:3]
+        )
+
     def _action(self, w: Write, *, single: bool) -> dict[str, Any]:
         expr = _Expression()
-        body: dict[str, Any] = {"TableName": self.table}
+        into = w.into if isinstance(w, Put) else None
+        table = into.table if isinstance(into, DynamoDBBackend) else self.table
+        body: dict[str, Any] = {"TableName": table}
         if isinstance(w, Put):
             kind = "Put"
             body["Item"] = _to_item(w.item)

@@ -100,6 +100,9 @@ class Layered(Backend):
     def last_position(self, partition: int) -> int:
         return self.inner.last_position(partition)
 
+    def joins(self, other: Backend) -> bool:
+        return self.inner.joins(other)
+
     def identity(self) -> object | None:
         return self.inner.identity()
 

@@ -304,7 +304,7 @@ class SQLiteBackend(Backend):
         # Writes are applied one at a time under SQLite's lock: they never conflict.
         if not writes:
             return {}
-        check_batch(writes, token)
+        check_batch(writes, token, self)
         # Rows of puts are built (and their sizes checked) before taking the write lock.
         rows: list[tuple[Any, ...] | None] = [
             row_of(w.item) if isinstance(w, Put) else None for w in writes

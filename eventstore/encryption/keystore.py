@@ -48,18 +48,31 @@ class KeyStore:
         item = self.backend.get([_key(subject)], consistent=True)[0]
         return None if item is None else _parse(item)
 
+    def claim(self, subject: str, wrapped: bytes, provider: str) -> Put:
+        """The write that makes ``wrapped`` the key of ``subject`` unless it already has one,
+        for a batch of another backend that joins this one (``into``): its condition fails,
+        with the key the subject has (:meth:`parse`), when another writer got there first."""
+        pk, sk = _key(subject)
+        item: Item = {_PK: pk, _SK: sk, _WRAPPED: wrapped, _PROVIDER: provider}
+        return Put(item, condition=Condition(exists=False), into=self.backend)
+
     def add(self, subject: str, wrapped: bytes, provider: str) -> tuple[bytes, str]:
         """Keep ``wrapped`` as the key of ``subject`` unless it already has one; return the key
         the subject has now (another writer's, if it got there first)."""
-        pk, sk = _key(subject)
-        item: Item = {_PK: pk, _SK: sk, _WRAPPED: wrapped, _PROVIDER: provider}
+        put = self.claim(subject, wrapped, provider)
         try:
-            self.backend.write([Put(item, condition=Condition(exists=False))])
+            self.backend.write([Put(put.item, put.condition)])
         except ConditionFailed as e:
             if e.item is None:
                 raise
             return _parse(e.item)
         return wrapped, provider
+
+    @staticmethod
+    def parse(item: Mapping[str, object]) -> tuple[bytes, str]:
+        """The wrapped key and provider name of a key item (as a failed :meth:`claim` returns
+        it); :class:`BackendError` if it is damaged."""
+        return _parse(item)
 
     def replace(self, subject: str, old: bytes, wrapped: bytes, provider: str) -> bool:
         """Put a re-wrapped key in place of ``old`` (a rotation); ``False`` if the subject's key

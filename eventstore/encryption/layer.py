@@ -10,17 +10,21 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from typing import Literal
 
 from eventstore import codec, records
 from eventstore.backends.base import (
+    MAX_WRITE_ACTIONS,
     Backend,
+    ConditionFailed,
     Item,
     Put,
     TableOptions,
     Write,
 )
 from eventstore.backends.layered import Layered
+from eventstore.backends.sizes import batch_size
 from eventstore.encryption.cipher import (
     Unsealable,
     associated,
@@ -70,7 +74,8 @@ class Keys:
         scope = self.store.scope
         return {"subject": subject, **({"keys": scope} if scope else {})}
 
-    def _cached(self, subject: str) -> bytes | None:
+    def cached(self, subject: str) -> bytes | None:
+        """The subject's key if this process holds it (and has not held it too long)."""
         with self._lock:
             found = self._cache.get(subject)
             if found is None:
@@ -81,7 +86,8 @@ class Keys:
             self._cache.move_to_end(subject)
             return found[0]
 
-    def _keep(self, subject: str, key: bytes) -> bytes:
+    def keep(self, subject: str, key: bytes) -> bytes:
+        """Hold ``key`` as the subject's (it is in the key store, or now goes there)."""
         with self._lock:
             self._cache[subject] = (key, self._clock() + self._seconds)
             self._cache.move_to_end(subject)
@@ -89,30 +95,44 @@ class Keys:
                 self._cache.popitem(last=False)
         return key
 
+    def new(self, subject: str) -> tuple[bytes, bytes]:
+        """A new data key for ``subject`` and its wrapped form (not kept anywhere yet)."""
+        return self.provider.new_key(self.context(subject))
+
+    def adopt(self, subject: str, wrapped: bytes, by: str) -> bytes:
+        """The key ``wrapped`` (the key store's, wrapped by provider ``by``), unwrapped and kept."""
+        return self.keep(subject, self.provider.unwrap(wrapped, self.context(subject), by))
+
+    def stored(self, subject: str) -> bytes | None:
+        """The subject's key from the key store (kept); ``None`` when it has none."""
+        found = self.store.get(subject)
+        return None if found is None else self.adopt(subject, *found)
+
+    def settle(self, subject: str, key: bytes, wrapped: bytes) -> bytes:
+        """Put a key made by :meth:`new` in the key store unless the subject has one by now;
+        the subject's key either way."""
+        found = self.store.add(subject, wrapped, self.provider.name)
+        if found[0] == wrapped:
+            return self.keep(subject, key)
+        return self.adopt(subject, *found)
+
     def for_writing(self, subject: str, *, likely_new: bool = False) -> bytes:
-        """The subject's key, made if it has none. ``likely_new`` (the first version of a
-        stream): try to put a new key at once rather than read first, one request fewer when
-        the stream is its own subject."""
-        key = self._cached(subject)
+        """The subject's key, made and put in the key store first if it has none.
+        ``likely_new`` (the first version of a stream): try to put a new key at once rather
+        than read first, one request fewer when the stream is its own subject."""
+        key = self.cached(subject)
         if key is not None:
             return key
-        found = None if likely_new else self.store.get(subject)
-        if found is None:
-            key, wrapped = self.provider.new_key(self.context(subject))
-            found = self.store.add(subject, wrapped, self.provider.name)
-            if found[0] == wrapped:
-                return self._keep(subject, key)
-        return self._keep(subject, self.provider.unwrap(found[0], self.context(subject), found[1]))
+        if not likely_new:
+            key = self.stored(subject)
+            if key is not None:
+                return key
+        return self.settle(subject, *self.new(subject))
 
     def for_reading(self, subject: str) -> bytes | None:
         """The subject's key; ``None`` when it has none (shredded, or never written)."""
-        key = self._cached(subject)
-        if key is not None:
-            return key
-        found = self.store.get(subject)
-        if found is None:
-            return None
-        return self._keep(subject, self.provider.unwrap(found[0], self.context(subject), found[1]))
+        key = self.cached(subject)
+        return key if key is not None else self.stored(subject)
 
     def shred(self, subject: str) -> None:
         """Delete the subject's key from the key store and from this process."""
@@ -129,6 +149,7 @@ class Encrypting(Layered):
         super().__init__(inner)
         self.keys = keys
         self.encrypts = True
+        self._joins: bool | None = None  # whether key items can ride in the inner's writes
 
     # --- writes ---
 
@@ -139,19 +160,83 @@ class Encrypting(Layered):
         token: str | None = None,
         conflicts: Literal["retry", "raise"] = "retry",
     ) -> Mapping[int, int]:
-        return self.inner.write([self._sealed(w) for w in writes], token=token, conflicts=conflicts)
+        if self._joins is None:
+            self._joins = self.inner.joins(self.keys.store.backend)
+        if not self._joins:
+            return self.inner.write(self._sealed(writes, None), token=token, conflicts=conflicts)
+        # New keys ride in the batch: one request, and never a version without its key.
+        made: dict[str, tuple[bytes, bytes]] = {}
+        sealed = self._sealed(writes, made)
+        if not made:
+            return self.inner.write(sealed, token=token, conflicts=conflicts)
+        provider, subjects = self.keys.provider.name, list(made)
+        claims = [self.keys.store.claim(s, made[s][1], provider) for s in subjects]
+        if not _fits([*sealed, *claims], self.inner):
+            for subject, (key, wrapped) in made.items():
+                self.keys.settle(subject, key, wrapped)
+            return self.inner.write(self._sealed(writes, None), token=token, conflicts=conflicts)
+        try:
+            done = self.inner.write([*sealed, *claims], token=token, conflicts=conflicts)
+        except ConditionFailed as e:
+            # Another writer made some subject's key first: use it from now on.
+            lost = {i: item for i, item in e.failures.items() if i >= len(sealed)}
+            for index, item in lost.items():
+                if item is None:
+                    raise
+                self.keys.adopt(subjects[index - len(sealed)], *KeyStore.parse(item))
+            mine = {i: item for i, item in e.failures.items() if i < len(sealed)}
+            if mine:
+                first = min(mine)
+                raise ConditionFailed(first, mine[first], mine) from e
+            # Only keys lost: the batch again, sealed with the winners' keys (kept now), as a
+            # new request (a token names one request's content).
+            return self.inner.write(self._sealed(writes, None), conflicts=conflicts)
+        for subject, (key, _) in made.items():
+            self.keys.keep(subject, key)
+        return done
 
-    def _sealed(self, w: Write) -> Write:
-        if not isinstance(w, Put):
-            return w
-        subject, blob = w.item.get(records.SUBJECT), w.item.get(records.STATE)
-        if not isinstance(subject, str) or not isinstance(blob, bytes):
-            return w
-        pk, sk = w.key
-        position = records.sort_position(w.item)
-        key = self.keys.for_writing(subject, likely_new=position in _FIRST)
-        sealed = seal(key, blob, associated(pk, sk, subject))
-        return Put({**w.item, records.STATE: sealed}, w.condition, w.position)
+    def _sealed(
+        self, writes: Sequence[Write], made: dict[str, tuple[bytes, bytes]] | None
+    ) -> list[Write]:
+        """``writes`` with states sealed. ``made`` (where new keys can ride in the batch):
+        a subject without a key gets a new one, added there, instead of one put first."""
+        sealed: list[Write] = []
+        for w in writes:
+            subject = w.item.get(records.SUBJECT) if isinstance(w, Put) else None
+            blob = w.item.get(records.STATE) if isinstance(w, Put) else None
+            if (
+                not isinstance(w, Put)
+                or not isinstance(subject, str)
+                or not isinstance(blob, bytes)
+            ):
+                sealed.append(w)
+                continue
+            pk, sk = w.key
+            first = records.sort_position(w.item) in _FIRST
+            if made is None:
+                key = self.keys.for_writing(subject, likely_new=first)
+            else:
+                key = self._key_in_batch(subject, first and subject == pk, made)
+            data = seal(key, blob, associated(pk, sk, subject))
+            sealed.append(replace(w, item={**w.item, records.STATE: data}))
+        return sealed
+
+    def _key_in_batch(
+        self, subject: str, own_first: bool, made: dict[str, tuple[bytes, bytes]]
+    ) -> bytes:
+        """The key to seal with when new keys ride in the batch. The first version of a stream
+        that is its own subject makes one without asking the key store (it rarely has one); a
+        shared subject is looked up first (it usually has one: a failed claim would cost the
+        whole batch)."""
+        if subject in made:
+            return made[subject][0]
+        key = self.keys.cached(subject)
+        if key is None and not own_first:
+            key = self.keys.stored(subject)
+        if key is None:
+            made[subject] = self.keys.new(subject)
+            key = made[subject][0]
+        return key
 
     # --- reads ---
 
@@ -197,6 +282,14 @@ class Encrypting(Layered):
 def _shredded(item: Item, subject: str) -> Item:
     """``item`` with what ``records`` reads as Shredded in place of its state."""
     return {**item, records.STATE: bytes([codec.SHREDDED]) + subject.encode("utf-8")}
+
+
+def _fits(writes: Sequence[Write], backend: Backend) -> bool:
+    """Whether ``writes`` stay within one atomic write's limits."""
+    if len(writes) > MAX_WRITE_ACTIONS:
+        return False
+    limit = backend.max_write_bytes
+    return limit is None or batch_size(writes) <= limit
 
 
 # The slots of a stream's first version: its version item and its group's keyframe.
