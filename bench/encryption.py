@@ -108,14 +108,17 @@ def stored_bytes(folder: Path) -> dict[str, tuple[int, int]]:
     return found
 
 
-def dynamodb_requests(endpoint: str) -> float:
-    """DynamoDB requests per warm encrypted append (the key cached)."""
+def dynamodb_requests(endpoint: str) -> tuple[float, float, float, float]:
+    """DynamoDB requests per warm encrypted append (the key cached); and per first version of
+    a new stream that is its own subject (its key made), requests to the events table and the
+    key store together, and the write units of both, encrypted and plain."""
     table = f"bench-enc-{uuid.uuid4().hex[:8]}"
     store = eventstore.open(
         f"dynamodb://{table}?region=us-east-1&endpoint_url={endpoint}",
         keys=LocalKeyProvider(MASTER),
     )
     store.create_table(feed="none")
+    keys = store.backend.keys.store.backend  # type: ignore[attr-defined]
     rng = random.Random(2)
     doc = make_case(rng, 1, 2048)
     store.append(SealedCase.model_validate(doc), resource_id="d")
@@ -123,9 +126,21 @@ def dynamodb_requests(endpoint: str) -> float:
     for n, edit in enumerate(make_edits(rng, doc, 50), start=1):
         store.append(SealedCase.model_validate(edit), resource_id="d", expected_version=n)
     per = (store.backend.requests() - before) / 50
+    firsts = [make_case(rng, n, 2048) for n in range(50)]
+    units: dict[type[Resource], float] = {}
+    requests = 0
+    for cls in (SealedCase, PlainCase):
+        spent, sent = 0.0, store.backend.requests() + keys.requests()
+        for n, first in enumerate(firsts):
+            before_units = store.backend.usage().write_units + keys.usage().write_units
+            store.append(cls.model_validate(first), resource_id=f"new-{n}")
+            spent += store.backend.usage().write_units + keys.usage().write_units - before_units
+        units[cls] = spent / len(firsts)
+        if cls is SealedCase:
+            requests = store.backend.requests() + keys.requests() - sent
     store.backend.delete_table()  # type: ignore[attr-defined]
-    store.backend.keys.store.backend.delete_table()  # type: ignore[attr-defined]
-    return per
+    keys.delete_table()
+    return per, requests / len(firsts), units[SealedCase], units[PlainCase]
 
 
 def kms_calls(folder: Path, subjects: int = 100, appends: int = 1000) -> tuple[int, int]:
@@ -190,7 +205,7 @@ def main() -> None:
         cpu = cpu_blocks(args, folder)
         sizes = stored_bytes(folder)
         warm, fleet = kms_calls(folder)
-    requests = dynamodb_requests(args.dynamodb) if args.dynamodb else None
+    dynamodb = dynamodb_requests(args.dynamodb) if args.dynamodb else None
     print(
         f"SQLite, {args.streams} streams x {args.versions} versions in random stream order, "
         f"median of {args.blocks} interleaved blocks; CPU µs of this process per operation; "
@@ -220,9 +235,16 @@ def main() -> None:
     print(
         f"| CPU added per append, 2 KB document, at most 15 % | {added:+.1f} % ({'met' if added <= 15 else 'MISSED'}) |"
     )
-    if requests is not None:
+    if dynamodb is not None:
+        requests, first, sealed_wcu, plain_wcu = dynamodb
         print(
             f"| DynamoDB requests per warm encrypted append: 1 | {requests:.2f} ({'met' if requests == 1 else 'MISSED'}) |"
+        )
+        print(
+            f"| DynamoDB requests per first version of a new subject (its key in the same transaction) | {first:.2f} |"
+        )
+        print(
+            f"| WCU per first version of a new subject, 2 KB document: encrypted, plain | {sealed_wcu:.1f}, {plain_wcu:.1f} |"
         )
     print(
         f"| KMS calls per 1,000 appends over 100 subjects, one warm writer | {warm} (one per subject) |"
