@@ -753,3 +753,25 @@ def test_each_operation_sends_the_requests_the_blocking_store_sends(
 
     assert asyncio.run(main()) == counted
     assert all(n >= 1 for _, n in counted)
+
+
+def test_async_clients_share_one_session_per_thread_and_aws_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A new aiobotocore session costs 100-150 ms per client; the async store makes its clients
+    from one per thread and AWS environment (a changed environment gets its own)."""
+    import threading
+
+    from eventstore.aio.sessions import shared_session
+
+    first = shared_session()
+    assert shared_session() is first
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "another-identity")
+    assert shared_session() is not first
+    monkeypatch.undo()
+    assert shared_session() is first
+    elsewhere: list[Any] = []
+    thread = threading.Thread(target=lambda: elsewhere.append(shared_session()))
+    thread.start()
+    thread.join()
+    assert elsewhere and elsewhere[0] is not first

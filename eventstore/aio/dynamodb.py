@@ -12,7 +12,8 @@ from eventstore.backends.dynamodb import CLIENT_SETTINGS, DynamoDBBackend
 
 try:
     from aiobotocore.config import AioConfig
-    from aiobotocore.session import get_session
+
+    from eventstore.aio.sessions import shared_session
 except ImportError as e:  # pragma: no cover - the extra is part of the dev install
     raise ImportError(
         "eventstore.aio on DynamoDB needs aiobotocore: pip install 'eventstore[aio]'"
@@ -23,15 +24,15 @@ class AsyncDynamoDBBackend(DynamoDBBackend):
     """:class:`~eventstore.backends.dynamodb.DynamoDBBackend` whose clients are aiobotocore's,
     for the async store only (its calls wait through :func:`eventstore.bridge.await_`).
 
-    ``session`` is an aiobotocore session (default: a new one); ``client`` an aiobotocore
-    DynamoDB client already entered, which :meth:`close` then closes too. Clients are made on
-    first use, on the event loop."""
+    ``session`` is an aiobotocore session (default: the thread's shared one, see
+    ``aio/sessions.py``); ``client`` an aiobotocore DynamoDB client already entered, which
+    :meth:`close` then closes too. Clients are made on first use, on the event loop."""
 
     lazy_client = True
 
     def _new_client(self, service: str, region: str | None, endpoint_url: str | None) -> Any:
         bridge.refuse_outside()  # before making a coroutine that would then never run
-        session = self._session or get_session()
+        session = self._session or shared_session()
         creator = session.create_client(
             service,
             region_name=region,

@@ -11,7 +11,8 @@ from eventstore.blobs.s3 import S3Blobs
 
 try:
     from aiobotocore.config import AioConfig
-    from aiobotocore.session import get_session
+
+    from eventstore.aio.sessions import shared_session
 except ImportError as e:  # pragma: no cover - the extra is part of the dev install
     raise ImportError(
         "eventstore.aio with a blob store needs aiobotocore: pip install 'eventstore[aio]'"
@@ -21,13 +22,13 @@ except ImportError as e:  # pragma: no cover - the extra is part of the dev inst
 class AsyncS3Blobs(S3Blobs):
     """:class:`~eventstore.blobs.S3Blobs` whose client is aiobotocore's, for the async store
     only (its calls wait through :func:`eventstore.bridge.await_`). ``session`` is an
-    aiobotocore session; the client is made on first use, on the event loop."""
+    aiobotocore session (default: the thread's shared one); the client is made on first use, on the event loop."""
 
     lazy_client = True
 
     def _new_client(self) -> Any:
         bridge.refuse_outside()  # before making a coroutine that would then never run
-        session = self._session or get_session()
+        session = self._session or shared_session()
         creator = session.create_client(
             "s3",
             region_name=self._region,

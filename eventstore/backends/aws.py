@@ -36,6 +36,11 @@ _lock = threading.Lock()
 _sessions: dict[tuple[str | None, ...], boto3.session.Session] = {}
 
 
+def aws_environment() -> tuple[str | None, ...]:
+    """The AWS variables of the environment, as sessions made now would read them."""
+    return tuple(os.environ.get(name) for name in _ENVIRONMENT)
+
+
 def new_client(
     service: str,
     *,
@@ -48,7 +53,7 @@ def new_client(
     current AWS environment)."""
     with _lock:
         if session is None:
-            environment = tuple(os.environ.get(name) for name in _ENVIRONMENT)
+            environment = aws_environment()
             session = _sessions.get(environment)
             if session is None:
                 if len(_sessions) >= 8:
