@@ -10,7 +10,6 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import replace
 from typing import Literal
 
 from eventstore import codec, records
@@ -218,7 +217,7 @@ class Encrypting(Layered):
             else:
                 key = self._key_in_batch(subject, first and subject == pk, made)
             data = seal(key, blob, associated(pk, sk, subject))
-            sealed.append(replace(w, item={**w.item, records.STATE: data}))
+            sealed.append(Put({**w.item, records.STATE: data}, w.condition, w.position, w.into))
         return sealed
 
     def _key_in_batch(
