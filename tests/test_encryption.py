@@ -316,6 +316,32 @@ def test_on_dynamodb_a_new_key_rides_in_its_first_versions_write(
     assert [reader.read_version(Visit, f"v{n}").state.notes for n in (1, 2, 3)] == ["1", "2", "3"]
 
 
+def test_on_dynamodb_a_commit_with_no_room_for_its_key_items_puts_them_first(
+    on_dynamodb: tuple[EventStore, Backend, Backend],
+) -> None:
+    """Ten new streams take about 40 actions and their ten key items ride along; twenty-four
+    take about 98, so their keys go first, one request each, and the commit still goes in one."""
+    store, events, keys = on_dynamodb
+
+    def spent(count: int, prefix: str) -> tuple[int, int]:
+        e, k = events.requests(), keys.requests()
+        store.append_many(
+            [
+                Append(Patient(name=f"{prefix}{n}", notes=SECRET), resource_id=f"{prefix}{n}")
+                for n in range(count)
+            ]
+        )
+        return events.requests() - e, keys.requests() - k
+
+    assert spent(10, "a") == (1, 0)
+    assert spent(24, "b") == (1, 24)
+    assert len(keys.scan().items) == 34
+    reader = EventStore(events, keys=LocalKeyProvider(MASTER), key_store=keys)
+    assert {reader.read_version(Patient, f"b{n}").state.name for n in range(24)} == {
+        f"b{n}" for n in range(24)
+    }
+
+
 def test_on_dynamodb_a_refused_first_version_puts_no_key(
     on_dynamodb: tuple[EventStore, Backend, Backend],
 ) -> None:

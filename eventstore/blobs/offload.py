@@ -207,7 +207,10 @@ class Offloading(Layered):
         key = object_key(str(item[records.PK]), sk, item_id, digest)
         uploads.append((key, blob, digest))
         return Put(
-            {**item, records.STATE: pointer(key, digest, len(blob))}, w.condition, w.position
+            {**item, records.STATE: pointer(key, digest, len(blob))},
+            w.condition,
+            w.position,
+            w.into,
         )
 
     def _check_limits(self, sent: Sequence[Write]) -> None:

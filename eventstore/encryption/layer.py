@@ -23,7 +23,6 @@ from eventstore.backends.base import (
     Write,
 )
 from eventstore.backends.layered import Layered
-from eventstore.backends.sizes import batch_size
 from eventstore.encryption.cipher import (
     Unsealable,
     associated,
@@ -36,7 +35,7 @@ from eventstore.encryption.cipher import (
 )
 from eventstore.encryption.keystore import KeyStore
 from eventstore.encryption.providers import KeyProvider
-from eventstore.errors import CorruptRecord
+from eventstore.errors import CommitTooLarge, CorruptRecord
 from eventstore.keys import split_pk
 
 #: Unwrapped keys a process keeps, and for how long (seconds): a warm writer unwraps (calls
@@ -170,12 +169,14 @@ class Encrypting(Layered):
             return self.inner.write(sealed, token=token, conflicts=conflicts)
         provider, subjects = self.keys.provider.name, list(made)
         claims = [self.keys.store.claim(s, made[s][1], provider) for s in subjects]
-        if not _fits([*sealed, *claims], self.inner):
-            for subject, (key, wrapped) in made.items():
-                self.keys.settle(subject, key, wrapped)
-            return self.inner.write(self._sealed(writes, None), token=token, conflicts=conflicts)
+        if len(sealed) + len(claims) > MAX_WRITE_ACTIONS:
+            return self._keys_first(writes, made, token, conflicts)
         try:
             done = self.inner.write([*sealed, *claims], token=token, conflicts=conflicts)
+        except CommitTooLarge:
+            # The key items were what passed the limit (the layers below know it): put the keys
+            # first, as on a backend the key store cannot join.
+            return self._keys_first(writes, made, token, conflicts)
         except ConditionFailed as e:
             # Another writer made some subject's key first: use it from now on.
             lost = {i: item for i, item in e.failures.items() if i >= len(sealed)}
@@ -193,6 +194,17 @@ class Encrypting(Layered):
         for subject, (key, _) in made.items():
             self.keys.keep(subject, key)
         return done
+
+    def _keys_first(
+        self,
+        writes: Sequence[Write],
+        made: dict[str, tuple[bytes, bytes]],
+        token: str | None,
+        conflicts: Literal["retry", "raise"],
+    ) -> Mapping[int, int]:
+        for subject, (key, wrapped) in made.items():
+            self.keys.settle(subject, key, wrapped)
+        return self.inner.write(self._sealed(writes, None), token=token, conflicts=conflicts)
 
     def _sealed(
         self, writes: Sequence[Write], made: dict[str, tuple[bytes, bytes]] | None
@@ -281,14 +293,6 @@ class Encrypting(Layered):
 def _shredded(item: Item, subject: str) -> Item:
     """``item`` with what ``records`` reads as Shredded in place of its state."""
     return {**item, records.STATE: bytes([codec.SHREDDED]) + subject.encode("utf-8")}
-
-
-def _fits(writes: Sequence[Write], backend: Backend) -> bool:
-    """Whether ``writes`` stay within one atomic write's limits."""
-    if len(writes) > MAX_WRITE_ACTIONS:
-        return False
-    limit = backend.max_write_bytes
-    return limit is None or batch_size(writes) <= limit
 
 
 # The slots of a stream's first version: its version item and its group's keyframe.
