@@ -596,35 +596,25 @@ def test_an_export_keeps_encrypted_states_sealed(sealed: EventStore, tmp_path: P
     assert "ZEBRA" in out.read_text()
 
 
-class _ShredsBeforeSealing:
-    """A store's keys that let another process shred ``subject`` between the export's read of
-    a version and its sealing of it for the file (the second look-up of the subject)."""
-
-    def __init__(self, keys: Any, subject: str) -> None:
-        self.keys, self.subject, self.seen = keys, subject, 0
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.keys, name)
-
-    def for_reading(self, subject: str) -> bytes | None:
-        if subject == self.subject:
-            self.seen += 1
-            if self.seen == 2:
-                self.keys.shred(subject)
-        return self.keys.for_reading(subject)  # type: ignore[no-any-return]
-
-
 def test_an_export_passes_over_a_subject_shredded_while_it_runs(
-    sealed: EventStore, tmp_path: Path
+    sealed: EventStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from eventstore.transfer import export
+    """Another process shreds p1's subject after the export read p1's versions and before it
+    seals the first of them for the file: they are passed over and counted, the export goes on."""
+    from eventstore import transfer
 
     history(sealed, "p1", 2)
     history(sealed, "p2", 2)
-    layer = sealed.backend
-    layer.keys = _ShredsBeforeSealing(layer.keys, "enc.Patient#p1")  # type: ignore[attr-defined]
+    seal_line = transfer._sealed_line
+
+    def shred_first(store: EventStore, found: Any, line: str) -> str:
+        if found.stored.pk == stream_pk("enc.Patient", "p1") and found.stored.number == 1:
+            sealed.shred("enc.Patient#p1")
+        return seal_line(store, found, line)
+
+    monkeypatch.setattr(transfer, "_sealed_line", shred_first)
     with (tmp_path / "e.jsonl").open("w") as f:
-        report = export(sealed, f, types=[Patient])
+        report = transfer.export(sealed, f, types=[Patient])
     assert (report.versions, report.skipped_trimmed) == (2, 2)
     assert (tmp_path / "e.jsonl").read_text().count('{"sealed":') == 2
 
