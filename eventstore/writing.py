@@ -100,6 +100,8 @@ class _Stream:
     at: int | Expect  # the version before the commit (NO_STREAM: none)
     lowest: int | None = None  # learnt from a refused head
     not_before_ms: int = 0  # likewise: the stream's last id, plus one millisecond
+    # Encrypted types: the subject every append names (the head must hold it), from _subject.
+    subject: str | None = None
     # A head that holds no subject (written before heads held one): the next attempt sets it
     # without a condition on it.
     subject_unset: bool = False
@@ -138,8 +140,6 @@ class _Plan:
     # must still name it. And the id of the newest keyframe the commit writes, for the head.
     relies_on: str | None = None
     new_keyframe: str | None = None
-    # Encrypted types: the subject every append of the commit names (the head must hold it).
-    subject: str | None = None
 
 
 @dataclass
@@ -189,6 +189,8 @@ class Writer:
         for p in batch:
             stream = streams.setdefault(p.pk, _Stream([], p.expected))
             stream.appends.append(p)
+        for stream in streams.values():
+            stream.subject = _subject(stream)
         undecided = [s for s in streams.values() if s.at is ANY]
         if undecided:
             heads = self.backend.get([records.head_key(s.first.pk) for s in undecided])
@@ -311,7 +313,7 @@ class Writer:
                     # Same version, so the refusal came from the retention bound, the id order or
                     # the keyframe: replan with what the head says.
                     assert current is not None
-                    subject = plans[id(s)].subject
+                    subject = s.subject
                     if subject is not None and not s.subject_unset:
                         fixed = current.get(records.SUBJECT)
                         if fixed is None:
@@ -423,12 +425,6 @@ class Writer:
         if s.first.restored and s.at is NO_STREAM:
             target = first  # a restored stream starts where its history starts
         plan = _Plan(s, [], [], target, {})
-        if cls.encrypted:
-            named = [subject_of(p.state, pk) for p in s.appends]
-            plan.subject = named[0]
-            for other in named[1:]:
-                if other != plan.subject:
-                    raise SubjectChanged(cls.resource_type, s.first.resource_id, named[0], other)
         # With max_age, a version gets its expiry when it stops being the latest (the latest
         # never expires), and so does a keyframe the latest no longer needs.
         expires = None
@@ -456,12 +452,11 @@ class Writer:
                 vid = new_version_id(number, not_before_ms=s.not_before_ms)
             plan.version_ids.append(vid)
             base = keyframe_of(number, KEYFRAME_INTERVAL)
-            subject = plan.subject
             if number == base:
                 plan.frames[base] = p.data
                 if base + KEYFRAME_INTERVAL > target:  # some version of the group is kept
                     keyframe = records.keyframe_item(
-                        pk, base, codec.encode(p.data, threshold=self.threshold), vid, subject
+                        pk, base, codec.encode(p.data, threshold=self.threshold), vid, s.subject
                     )
                     plan.new_keyframe = vid
                     if expires is not None and base != newest_group:
@@ -488,7 +483,7 @@ class Writer:
                 schema=cls.schema_version if p.restored is None else p.restored.schema,
                 deleted=p.deleted,
                 expires=expires if number != last or p.restored else None,
-                subject=subject,
+                subject=s.subject,
             )
             plan.items[i] = item
             plan.item_puts[i] = len(plan.puts)
@@ -586,7 +581,7 @@ class Writer:
             below_id=plan.version_ids[0],
             deleted=s.restart,
             keyframe_id=plan.relies_on,
-            subject=None if s.subject_unset else plan.subject,
+            subject=None if s.subject_unset else s.subject,
         )
         if newest.deleted:
             # The head leaves the type's listing and every projection, and refuses ordinary
@@ -606,7 +601,7 @@ class Writer:
                 - {records.LISTING_PK, records.LISTING_SK},
                 condition=condition,
                 keyframe_id=plan.new_keyframe,
-                subject=plan.subject,
+                subject=s.subject,
             )
             return head
         starts = s.at is NO_STREAM or s.restart
@@ -622,7 +617,7 @@ class Writer:
             index_set=newest.index_set,
             index_remove=newest.index_remove | ({records.DELETED} if s.restart else frozenset()),
             condition=condition,
-            subject=plan.subject,
+            subject=s.subject,
         )
 
     def _encode(
@@ -681,6 +676,19 @@ def _order(batch: Sequence[Prepared], streams: dict[str, _Stream]) -> list[tuple
         seen[p.pk] = i + 1
         order.append((streams[p.pk], i))
     return order
+
+
+def _subject(s: _Stream) -> str | None:
+    """The subject of an encrypted stream's appends (``None`` for other types):
+    :class:`SubjectChanged` if two appends of the commit name different ones."""
+    first = s.first
+    if not first.cls.encrypted:
+        return None
+    named = [subject_of(p.state, first.pk) for p in s.appends]
+    for other in named[1:]:
+        if other != named[0]:
+            raise SubjectChanged(first.cls.resource_type, first.resource_id, named[0], other)
+    return named[0]
 
 
 def _check_sequence(s: _Stream) -> None:

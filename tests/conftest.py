@@ -16,6 +16,8 @@ from hypothesis import HealthCheck, settings
 
 import eventstore
 from eventstore import EventStore
+from eventstore.backends.base import Backend, Item
+from eventstore.backends.layered import Layered
 
 DYNAMODB_ENDPOINT = os.environ.get("EVENTSTORE_DYNAMODB_ENDPOINT")
 #: SeaweedFS's S3 server, started by scripts/test beside DynamoDB Local (eventstore.local_s3).
@@ -63,16 +65,30 @@ def make_url(backend: str, tmp_path_factory: pytest.TempPathFactory) -> str:
     return dynamodb_url(new_table_name())
 
 
-def scanned(store: EventStore) -> list[dict[str, object]]:
-    """Every item of the store's table, read by a full scan."""
-    items: list[dict[str, object]] = []
+def scan_all(backend: Backend) -> list[Item]:
+    """Every item of ``backend``'s table, read by a full scan."""
+    items: list[Item] = []
     start = None
     while True:
-        page = store.backend.scan(start=start)
+        page = backend.scan(start=start)
         items += page.items
         if page.last_key is None:
             return items
         start = page.last_key
+
+
+def scanned(store: EventStore) -> list[Item]:
+    """Every item of the store's table, as the store reads it."""
+    return scan_all(store.backend)
+
+
+def raw_items(store: EventStore) -> list[Item]:
+    """Every item as the table holds it, below the state pipeline's layers (sealed states,
+    pointers not followed)."""
+    backend = store.backend
+    while isinstance(backend, Layered):
+        backend = backend.inner
+    return scan_all(backend)
 
 
 def drop(store: EventStore) -> None:

@@ -39,7 +39,7 @@ from eventstore import (
     WrongType,
     records,
 )
-from eventstore.backends.base import Backend, Item
+from eventstore.backends.base import Backend
 from eventstore.blobs import MIN_GRACE, S3Blobs, blobs_from_url
 from eventstore.blobs.base import ObjectMissing
 from eventstore.blobs.offload import (
@@ -51,7 +51,7 @@ from eventstore.blobs.offload import (
 from eventstore.codec import decode, encode_delta
 from eventstore.keys import stream_pk, version_sk
 from eventstore.local import free_port
-from tests.conftest import FEED, blobs_url, drop, make_url, new_table_name
+from tests.conftest import FEED, blobs_url, drop, make_url, new_table_name, raw_items
 from tests.interleaving import Interleaving
 
 
@@ -76,20 +76,6 @@ def document(megabytes: float, seed: int = 1) -> list[str]:
 
 def sha(data: bytes) -> bytes:
     return hashlib.sha256(data).digest()
-
-
-def raw_items(store: EventStore) -> list[Item]:
-    """Every item as the table holds it (pointers not followed)."""
-    backend = store.backend
-    inner = backend.inner if isinstance(backend, Offloading) else backend
-    items: list[Item] = []
-    start = None
-    while True:
-        page = inner.scan(start=start)
-        items += page.items
-        if page.last_key is None:
-            return items
-        start = page.last_key
 
 
 def pointers(store: EventStore) -> set[str]:

@@ -30,7 +30,7 @@ from eventstore import (
     VersionNotFound,
     records,
 )
-from eventstore.backends.base import Backend, Item, Put, Update
+from eventstore.backends.base import Backend, Put, Update
 from eventstore.encryption import KmsKeyProvider, LocalKeyProvider, default_key_store
 from eventstore.encryption.keystore import KeyStore
 from eventstore.keys import stream_pk, version_sk
@@ -44,6 +44,7 @@ from tests.conftest import (
     dynamodb_url,
     make_url,
     new_table_name,
+    raw_items,
     scanned,
 )
 from tests.interleaving import Interleaving
@@ -101,21 +102,6 @@ def sealed(store_url: str) -> Iterator[EventStore]:
             delete()
 
 
-def raw(store: EventStore) -> list[Item]:
-    """Every item as the table holds it, sealed."""
-    backend = store.backend
-    while hasattr(backend, "inner"):
-        backend = backend.inner  # type: ignore[attr-defined]
-    items: list[Item] = []
-    start = None
-    while True:
-        page = backend.scan(start=start)
-        items += page.items
-        if page.last_key is None:
-            return items
-        start = page.last_key
-
-
 def history(store: EventStore, rid: str, n: int, prefix: str = "") -> list[Patient]:
     states = [Patient(name=f"{prefix}Ada {rid}", notes=f"{SECRET}{i}") for i in range(n)]
     store.append(states[0], resource_id=rid)
@@ -132,11 +118,11 @@ def test_no_plaintext_reaches_the_table(sealed: EventStore) -> None:
     sealed.append(Plain(notes=SECRET), resource_id="plain")  # the control: plaintext is seen
     needle = b"ZEBRA-QUOKKA"
     holding = [
-        i for i in raw(sealed) if any(needle in v for v in i.values() if isinstance(v, bytes))
+        i for i in raw_items(sealed) if any(needle in v for v in i.values() if isinstance(v, bytes))
     ]
     assert [str(i[records.PK]) for i in holding] == ["enc.Plain#plain"] * len(holding)
     assert holding  # the plain type's state is there, compressed but readable: the test can see
-    encrypted = [i for i in raw(sealed) if i.get(records.SUBJECT) == "enc.Patient#p1"]
+    encrypted = [i for i in raw_items(sealed) if i.get(records.SUBJECT) == "enc.Patient#p1"]
     kinds = {p[1] if (p := records.sort_position(i)) else "head" for i in encrypted}
     assert kinds == {True, False, "head"}  # keyframes and versions sealed; the head names it
     path = getattr(sealed.backend.inner, "path", None)  # type: ignore[attr-defined]
@@ -149,7 +135,7 @@ def test_a_copy_of_the_table_is_unreadable_once_the_subject_is_shredded(
 ) -> None:
     history(sealed, "p1", 5)
     history(sealed, "p2", 3, prefix="other ")
-    copied = raw(sealed)
+    copied = raw_items(sealed)
     # A backup: every raw item, loaded into a fresh table, opened with the same provider and
     # key store.
     backup = EventStore(
@@ -967,7 +953,7 @@ class ShreddingMachine(RuleBasedStateMachine):
                         assert read.state.notes == text
         needle = b"ZEBRA"
         assert not any(
-            needle in v for i in raw(self.store) for v in i.values() if isinstance(v, bytes)
+            needle in v for i in raw_items(self.store) for v in i.values() if isinstance(v, bytes)
         )
 
     def teardown(self) -> None:

@@ -114,19 +114,6 @@ class Keys:
             return self.keep(subject, key)
         return self.adopt(subject, *found)
 
-    def for_writing(self, subject: str, *, likely_new: bool = False) -> bytes:
-        """The subject's key, made and put in the key store first if it has none.
-        ``likely_new`` (the first version of a stream): try to put a new key at once rather
-        than read first, one request fewer when the stream is its own subject."""
-        key = self.cached(subject)
-        if key is not None:
-            return key
-        if not likely_new:
-            key = self.stored(subject)
-            if key is not None:
-                return key
-        return self.settle(subject, *self.new(subject))
-
     def for_reading(self, subject: str) -> bytes | None:
         """The subject's key; ``None`` when it has none (shredded, or never written)."""
         key = self.cached(subject)
@@ -211,42 +198,43 @@ class Encrypting(Layered):
     ) -> list[Write]:
         """``writes`` with states sealed. ``made`` (where new keys can ride in the batch):
         a subject without a key gets a new one, added there, instead of one put first."""
-        sealed: list[Write] = []
-        for w in writes:
-            subject = w.item.get(records.SUBJECT) if isinstance(w, Put) else None
-            blob = w.item.get(records.STATE) if isinstance(w, Put) else None
-            if (
-                not isinstance(w, Put)
-                or not isinstance(subject, str)
-                or not isinstance(blob, bytes)
-            ):
-                sealed.append(w)
-                continue
-            pk, sk = w.key
-            first = records.sort_position(w.item) in _FIRST
-            if made is None:
-                key = self.keys.for_writing(subject, likely_new=first)
-            else:
-                key = self._key_in_batch(subject, first and subject == pk, made)
-            data = seal(key, blob, associated(pk, sk, subject))
-            sealed.append(Put({**w.item, records.STATE: data}, w.condition, w.position, w.into))
-        return sealed
+        return [self._seal(w, made) for w in writes]
 
-    def _key_in_batch(
-        self, subject: str, own_first: bool, made: dict[str, tuple[bytes, bytes]]
+    def _seal(self, w: Write, made: dict[str, tuple[bytes, bytes]] | None) -> Write:
+        if not isinstance(w, Put):
+            return w
+        subject, blob = w.item.get(records.SUBJECT), w.item.get(records.STATE)
+        if not isinstance(subject, str) or not isinstance(blob, bytes):
+            return w  # not a state to seal: a head, a feed entry, a key item
+        pk, sk = w.key
+        key = self._key_for(subject, records.sort_position(w.item) in _FIRST, pk, made)
+        data = seal(key, blob, associated(pk, sk, subject))
+        return Put({**w.item, records.STATE: data}, w.condition, w.position, w.into)
+
+    def _key_for(
+        self, subject: str, first: bool, pk: str, made: dict[str, tuple[bytes, bytes]] | None
     ) -> bytes:
-        """The key to seal with when new keys ride in the batch. The first version of a stream
-        that is its own subject makes one without asking the key store (it rarely has one); a
-        shared subject is looked up first (it usually has one: a failed claim would cost the
-        whole batch)."""
-        if subject in made:
+        """The key to seal the state of ``pk`` (slot ``first`` of its stream or not) with:
+        held, else the key store's, else new. A new key goes into ``made`` when key items ride
+        in the batch, else into the key store at once.
+
+        A first version tries a new key without asking the key store first where a refused
+        key costs little: a put of its own (one request, as the look-up would be), or, in the
+        batch, only for a stream that is its own subject (it rarely has a key; a shared subject
+        usually has, and a refused claim would cancel the whole batch)."""
+        if made is not None and subject in made:
             return made[subject][0]
         key = self.keys.cached(subject)
-        if key is None and not own_first:
+        if key is not None:
+            return key
+        if not first or (made is not None and subject != pk):
             key = self.keys.stored(subject)
-        if key is None:
-            made[subject] = self.keys.new(subject)
-            key = made[subject][0]
+            if key is not None:
+                return key
+        key, wrapped = self.keys.new(subject)
+        if made is None:
+            return self.keys.settle(subject, key, wrapped)
+        made[subject] = (key, wrapped)
         return key
 
     # --- reads ---
