@@ -12,7 +12,7 @@ from typing import Any
 
 from aiobotocore.session import get_session
 
-from eventstore.backends.aws import aws_environment
+from eventstore.backends.aws import session_for_environment
 
 _local = threading.local()
 
@@ -22,10 +22,4 @@ def shared_session() -> Any:
     sessions: dict[tuple[str | None, ...], Any] | None = getattr(_local, "sessions", None)
     if sessions is None:
         sessions = _local.sessions = {}
-    environment = aws_environment()
-    session = sessions.get(environment)
-    if session is None:
-        if len(sessions) >= 8:
-            sessions.clear()
-        session = sessions[environment] = get_session()
-    return session
+    return session_for_environment(sessions, get_session)

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import os
 import threading
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import boto3
 from botocore.config import Config
@@ -32,13 +33,23 @@ _ENVIRONMENT = (
     "AWS_WEB_IDENTITY_TOKEN_FILE",
     "AWS_ROLE_ARN",
 )
+S = TypeVar("S")
+
 _lock = threading.Lock()
 _sessions: dict[tuple[str | None, ...], boto3.session.Session] = {}
 
 
-def aws_environment() -> tuple[str | None, ...]:
-    """The AWS variables of the environment, as sessions made now would read them."""
-    return tuple(os.environ.get(name) for name in _ENVIRONMENT)
+def session_for_environment(sessions: dict[tuple[str | None, ...], S], make: Callable[[], S]) -> S:
+    """The session ``sessions`` keeps for the current AWS environment, made by ``make`` if it
+    has none. A few environments are kept (a process rarely changes its own more than that);
+    the caller makes the access safe (a lock, or one dict per thread)."""
+    environment = tuple(os.environ.get(name) for name in _ENVIRONMENT)
+    session = sessions.get(environment)
+    if session is None:
+        if len(sessions) >= 8:
+            sessions.clear()
+        session = sessions[environment] = make()
+    return session
 
 
 def new_client(
@@ -53,10 +64,5 @@ def new_client(
     current AWS environment)."""
     with _lock:
         if session is None:
-            environment = aws_environment()
-            session = _sessions.get(environment)
-            if session is None:
-                if len(_sessions) >= 8:
-                    _sessions.clear()
-                session = _sessions[environment] = boto3.session.Session()
+            session = session_for_environment(_sessions, boto3.session.Session)
         return session.client(service, region_name=region, endpoint_url=endpoint_url, config=config)
